@@ -1,0 +1,140 @@
+"""Decoded-image cache: decode and resize each image once, keep a uint8 array.
+
+The array lives in ``<cache_dir>/<key>.npy`` beside ``<key>.json``. The key
+hashes the source paths, their sizes and modification times and the target
+size, so any change of the source makes a new key. The JSON holds a digest
+of the array bytes; a cache file whose digest, shape or dtype does not match
+is rebuilt, never trusted. Files are written to a temporary name and
+renamed, so an interrupted write leaves no half file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("CFER_CACHE", Path.home() / ".cache" / "cfer"))
+
+
+@dataclass(frozen=True)
+class DecodedImages:
+    """Decoded images (N, H, W, 3) uint8, and the paths that failed to decode."""
+
+    images: np.ndarray
+    ok: np.ndarray  # bool per source path
+    failed: tuple[tuple[str, str], ...]  # (path, reason)
+    cache_file: Path | None
+
+
+def _decode(path: Path, size: int) -> np.ndarray:
+    from PIL import Image, ImageOps  # Pillow is imported only when decoding
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        # Face crops are square; non-square images are centre-cropped to square.
+        im = ImageOps.fit(im, (size, size), method=Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def cache_key(paths: Sequence[Path], size: int) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"v1|{size}|".encode())
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.blake2b(memoryview(np.ascontiguousarray(arr)).cast("B"), digest_size=16).hexdigest()
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _try_load(npy: Path, meta: Path, n: int, size: int):
+    try:
+        info = json.loads(meta.read_text())
+        arr = np.load(npy, allow_pickle=False)
+        ok = np.asarray(info["ok"], dtype=bool)
+        if arr.dtype != np.uint8 or arr.shape != (n, size, size, 3) or ok.shape != (n,):
+            raise ValueError("shape mismatch")
+        if _digest(arr) != info["digest"]:
+            raise ValueError("digest mismatch")
+        return arr, ok, tuple(tuple(x) for x in info["failed"])
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+        log.warning("image cache %s is unusable (%s); rebuilding it", npy, e)
+        return None
+
+
+def load_images(
+    paths: Sequence[str | Path],
+    *,
+    size: int,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+) -> DecodedImages:
+    """Decode ``paths`` to a (N, size, size, 3) uint8 array, through the cache.
+
+    Images that cannot be decoded get an all-zero slot and ``ok=False``; their
+    paths and reasons are returned in ``failed`` so the caller reports them.
+    """
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: image file does not exist")
+    n = len(paths)
+    cache_file = None
+    if use_cache:
+        cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        key = cache_key(paths, size)
+        cache_file, meta = cdir / f"{key}.npy", cdir / f"{key}.json"
+        if cache_file.exists() and meta.exists():
+            loaded = _try_load(cache_file, meta, n, size)
+            if loaded is not None:
+                return DecodedImages(loaded[0], loaded[1], loaded[2], cache_file)
+
+    images = np.zeros((n, size, size, 3), dtype=np.uint8)
+    ok = np.ones(n, dtype=bool)
+    failed: list[tuple[str, str]] = []
+
+    def work(i: int):
+        try:
+            images[i] = _decode(paths[i], size)
+        except Exception as e:  # PIL raises many types for corrupt files
+            ok[i] = False
+            failed.append((str(paths[i]), f"{type(e).__name__}: {e}".splitlines()[0]))
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(work, range(n)))
+    failed.sort()
+    if use_cache and cache_file is not None:
+        _atomic_write_bytes(cache_file, lambda f: np.save(f, images, allow_pickle=False))
+        info = {"digest": _digest(images), "ok": ok.tolist(), "failed": failed,
+                "size": size, "n": n}
+        _atomic_write_bytes(meta, lambda f: f.write(json.dumps(info).encode()))
+    return DecodedImages(images, ok, tuple(failed), cache_file)

@@ -1,0 +1,218 @@
+"""`compound_benchmark`: a FaceDataset as an Avalanche class-incremental benchmark.
+
+Experience 0 holds the basic classes; then one compound class per
+experience. Class ids inside the benchmark follow the experience order
+(basic 0..5, then the compounds in ``class_order``), so an incremental head
+grows by one unit per experience. Avalanche's ``class_incremental_benchmark``
+does not remap labels, which is why the ids are renumbered here first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from benchmarks.dataset import FaceDataset
+from benchmarks.splits import seeded_order, stratified_holdout, subject_folds
+from benchmarks.taxonomy import BASIC, NEUTRAL, components, is_compound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What travels with a benchmark: class names in id order and the split."""
+
+    class_names: tuple[str, ...]  # id -> name, experience order
+    n_basic: int
+    class_order: tuple[str, ...]  # compound names in experience order
+    fold: int
+    seed: int
+    image_size: int
+    split_sizes: dict = field(default_factory=dict)
+    failed_images: tuple[tuple[str, str], ...] = ()
+    dataset: dict = field(default_factory=dict)
+
+    @property
+    def experience_classes(self) -> list[list[str]]:
+        return [list(self.class_names[: self.n_basic])] + [[c] for c in self.class_order]
+
+    def component_ids(self) -> dict[int, tuple[int, ...]]:
+        """Compound class id -> ids of its basic components present in the stream."""
+        idx = {c: i for i, c in enumerate(self.class_names)}
+        return {idx[c]: tuple(idx[b] for b in components(c) if b in idx)
+                for c in self.class_order}
+
+
+class ImageTensorDataset:
+    """Decoded uint8 images (N, 3, H, W) and integer targets as a torch-style dataset.
+
+    Indexing returns ``(uint8 CHW tensor, int)``; transforms run in the
+    Avalanche dataset around it. ``images`` is shared, never copied, between
+    the train/valid/test views of one benchmark.
+    """
+
+    def __init__(self, images, targets, indices):
+        import torch
+
+        self.images = images
+        self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+        if len(self.indices) != len(self.targets):
+            raise ValueError("indices and targets differ in length")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.images[self.indices[i]], int(self.targets[i])
+
+
+def class_orders(dataset: FaceDataset, seeds: Sequence[int]) -> list[list[str]]:
+    """The seeded compound class orders for ``seeds`` (as ``compound_benchmark`` makes them)."""
+    comp = [c for c in dataset.class_names if is_compound(c)]
+    return [seeded_order(comp, s) for s in seeds]
+
+
+def _split(dataset: FaceDataset, *, fold: int, n_folds: int, validation: bool, seed: int,
+           valid_fraction: float):
+    if dataset.partition is not None:
+        part = dataset.partition
+        train = np.flatnonzero(part == "train")
+        test = np.flatnonzero(part == "test")
+        valid = np.flatnonzero(part == "valid")
+        if validation and len(valid) == 0:
+            kept, held = stratified_holdout(dataset.labels[train], fraction=valid_fraction, seed=seed)
+            train, valid = train[kept], train[held]
+        elif not validation:
+            train = np.sort(np.concatenate([train, valid]))
+            valid = valid[:0]
+        return train, valid, test
+    if dataset.subjects is not None:
+        return subject_folds(dataset.subjects, n_folds=n_folds, fold=fold, validation=validation)
+    # No subjects and no partition: image-level folds (not subject-independent).
+    log.warning("%s has no subject ids: folds are split by image, not by subject", dataset.name)
+    ids = np.random.default_rng(seed).permutation(len(dataset))
+    return subject_folds(ids, n_folds=n_folds, fold=fold, validation=validation)
+
+
+def compound_benchmark(
+    dataset: FaceDataset,
+    *,
+    class_order: Sequence[str] | None = None,
+    seed: int = 0,
+    fold: int = 0,
+    n_folds: int = 10,
+    validation: bool = True,
+    valid_fraction: float = 0.1,
+    image_size: int = 96,
+    train_transform: Callable | None = None,
+    eval_transform: Callable | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    images=None,
+):
+    """Build the basic-then-compound class-incremental benchmark.
+
+    Args:
+        dataset: any reader's :class:`FaceDataset`.
+        class_order: compound class names in experience order; ``None`` takes
+            the seeded shuffle selected by ``seed``. A subset of the data
+            set's compounds is allowed (the others are left out).
+        seed: selects the class order when ``class_order`` is None, and the
+            validation holdout for data sets with an official partition.
+        fold, n_folds: subject-independent folds (fold ``fold`` tests, the
+            next one validates, the rest train).
+        validation: also build a ``valid_stream`` on held-out subjects.
+        image_size: side of the square images fed to the model.
+        train_transform, eval_transform: callables on uint8 CHW tensors;
+            default: the paper's augmentation and ImageNet normalisation.
+        images: an already decoded (N, H, W, 3) uint8 array for ``dataset``
+            (skips the cache; used by tests and the speed path).
+
+    Returns:
+        An Avalanche ``CLScenario`` with ``train_stream``, ``test_stream``
+        (and ``valid_stream``), plus ``benchmark.info``, a :class:`StreamInfo`.
+    """
+    import torch
+    from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
+    from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
+
+    from benchmarks import transforms as T
+    from benchmarks.cache import load_images
+
+    basic = [c for c in BASIC if c in dataset.class_names]
+    if NEUTRAL in dataset.class_names:
+        basic.append(NEUTRAL)
+    if not basic:
+        raise ValueError(f"{dataset.name}: no basic expression classes (need at least one of {BASIC})")
+    present = [c for c in dataset.class_names if is_compound(c)]
+    if class_order is None:
+        order = seeded_order(present, seed)
+    else:
+        order = list(class_order)
+        unknown = [c for c in order if c not in present]
+        if unknown:
+            raise ValueError(f"class_order: {unknown} not among {dataset.name}'s compound classes "
+                             f"({', '.join(present)})")
+        if len(set(order)) != len(order):
+            raise ValueError(f"class_order: duplicate class names in {order}")
+    names = tuple(basic + order)
+    new_id = np.full(len(dataset.class_names), -1, dtype=np.int64)
+    for i, c in enumerate(names):
+        new_id[dataset.class_index(c)] = i
+    keep = new_id[dataset.labels] >= 0
+
+    if images is None:
+        decoded = load_images(dataset.paths, size=image_size, cache_dir=cache_dir, use_cache=use_cache)
+        arr, ok, failed = decoded.images, decoded.ok, decoded.failed
+        for path, why in failed:
+            log.warning("skipping unreadable image %s (%s)", path, why)
+    else:
+        arr = np.asarray(images)
+        if arr.shape != (len(dataset), image_size, image_size, 3) or arr.dtype != np.uint8:
+            raise ValueError(f"images: expected uint8 {(len(dataset), image_size, image_size, 3)}, "
+                             f"got {arr.dtype} {arr.shape}")
+        ok, failed = np.ones(len(dataset), dtype=bool), ()
+    keep &= ok
+
+    train, valid, test = _split(dataset, fold=fold, n_folds=n_folds, validation=validation,
+                                seed=seed, valid_fraction=valid_fraction)
+    tensor = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    targets = new_id[dataset.labels]
+    tf_train = train_transform if train_transform is not None else T.train_transform()
+    tf_eval = eval_transform if eval_transform is not None else T.eval_transform()
+
+    def make(idx: np.ndarray, split: str):
+        idx = idx[keep[idx]]
+        missing = [c for i, c in enumerate(names) if not np.any(targets[idx] == i)]
+        if missing:
+            raise ValueError(f"{dataset.name} fold {fold}: the {split} split has no images of "
+                             f"{missing}; use fewer folds or more subjects")
+        base = ImageTensorDataset(tensor, targets[idx], idx)
+        return _make_taskaware_classification_dataset(
+            base, targets=base.targets.tolist(), task_labels=0,
+            transform_groups={"train": (tf_train, None), "eval": (tf_eval, None)},
+            initial_transform_group="train" if split == "train" else "eval",
+        ), int(len(idx))
+
+    splits = {"train": train, "test": test}
+    if validation:
+        splits["valid"] = valid
+    data, sizes = {}, {}
+    for split, idx in splits.items():
+        data[split], sizes[split] = make(np.asarray(idx), split)
+    bm = class_incremental_benchmark(
+        data, class_order=list(range(len(names))),
+        num_classes_per_exp=[len(basic)] + [1] * len(order),
+    )
+    bm.info = StreamInfo(
+        class_names=names, n_basic=len(basic), class_order=tuple(order), fold=fold, seed=seed,
+        image_size=image_size, split_sizes=sizes, failed_images=tuple(failed),
+        dataset=dataset.describe(),
+    )
+    return bm

@@ -1,0 +1,1 @@
+"""Configs, the ``cfer`` command line, the runner, reports and plots."""

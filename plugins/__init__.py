@@ -1,0 +1,1 @@
+"""Avalanche plugins: basic-model distillation, predictive-sorting replay, FER metrics, speed."""

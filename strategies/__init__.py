@@ -1,0 +1,1 @@
+"""Models and the registry of continual-learning strategies (ours and Avalanche baselines)."""
