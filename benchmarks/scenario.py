@@ -34,6 +34,8 @@ class StreamInfo:
     seed: int
     image_size: int
     split_sizes: dict = field(default_factory=dict)
+    #: split name -> indices into the FaceDataset (after dropping unreadable images).
+    split_indices: dict = field(default_factory=dict, repr=False)
     failed_images: tuple[tuple[str, str], ...] = ()
     dataset: dict = field(default_factory=dict)
 
@@ -198,21 +200,22 @@ def compound_benchmark(
             base, targets=base.targets.tolist(), task_labels=0,
             transform_groups={"train": (tf_train, None), "eval": (tf_eval, None)},
             initial_transform_group="train" if split == "train" else "eval",
-        ), int(len(idx))
+        ), idx
 
     splits = {"train": train, "test": test}
     if validation:
         splits["valid"] = valid
-    data, sizes = {}, {}
+    data, used = {}, {}
     for split, idx in splits.items():
-        data[split], sizes[split] = make(np.asarray(idx), split)
+        data[split], used[split] = make(np.asarray(idx), split)
     bm = class_incremental_benchmark(
         data, class_order=list(range(len(names))),
         num_classes_per_exp=[len(basic)] + [1] * len(order),
     )
     bm.info = StreamInfo(
         class_names=names, n_basic=len(basic), class_order=tuple(order), fold=fold, seed=seed,
-        image_size=image_size, split_sizes=sizes, failed_images=tuple(failed),
+        image_size=image_size, split_sizes={k: int(len(v)) for k, v in used.items()},
+        split_indices=used, failed_images=tuple(failed),
         dataset=dataset.describe(),
     )
     return bm
