@@ -19,6 +19,14 @@ _EXPORTS = {
     "synthetic": "benchmarks.synthetic",
     "write_synthetic": "benchmarks.synthetic",
     "taxonomy": "benchmarks.taxonomy",
+    "load_rafdb": "benchmarks.rafdb",
+    "load_rafdb_stream": "benchmarks.rafdb",
+    "load_rafce": "benchmarks.rafce",
+    "load_rafce_stream": "benchmarks.rafce",
+    "load_folder": "benchmarks.folder",
+    "parse_folder_spec": "benchmarks.folder",
+    "prepare_faces": "benchmarks.prepare",
+    "PrepareConfig": "benchmarks.prepare",
 }
 
 __all__ = sorted(_EXPORTS)
