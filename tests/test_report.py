@@ -1,0 +1,192 @@
+"""Plots, report.md, `cfer plot` and `cfer compare` from a small synthetic results.json."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugins import metrics as M
+from experiments import plots as P
+from experiments import report
+
+BASIC = ["happy", "sad", "fearful", "angry", "surprised", "disgusted"]
+COMPOUND = ["happily surprised", "sadly angry", "awed"]
+ORDERS = [COMPOUND, COMPOUND[::-1]]
+
+
+def _fake_run(order, *, seed: int, skill: float) -> dict:
+    """A run record from predictions of a model that is right with probability ``skill``
+    and otherwise guesses among the seen classes (3 test images per class)."""
+    rng = np.random.default_rng(seed)
+    names = BASIC + list(order)
+    comp = {6 + k: tuple(BASIC.index(b) for b in
+                         {"happily surprised": ("happy", "surprised"), "sadly angry": ("sad", "angry"),
+                          "awed": ("fearful", "surprised")}[c]) for k, c in enumerate(order)}
+    steps = []
+    for i in range(len(order) + 1):
+        n_seen = 6 + i
+        y = np.repeat(np.arange(n_seen), 3)
+        e = np.maximum(y - 5, 0)
+        guess = rng.integers(0, n_seen, y.size)
+        p = np.where(rng.random(y.size) < skill - 0.1 * i * (y < 6), y, guess)
+        steps.append((y, p, e))
+    rec = M.run_record(step_predictions=steps, n_basic=6, component_ids=comp, class_names=names)
+    rec.update(order=list(order), fold=0, seed=seed, train_seconds=1.5, images_per_second=250.0)
+    return rec
+
+
+def _results(methods=("naive", "kd+psmr"), summary=True) -> dict:
+    out = {"config": {"name": "test"},
+           "dataset": {"name": "tiny-synth", "n_images": 270, "n_subjects": 10,
+                       "class_names": BASIC + COMPOUND, "class_counts": {c: 30 for c in BASIC + COMPOUND}},
+           "methods": {}}
+    for k, m in enumerate(methods):
+        runs = [_fake_run(o, seed=10 * k + s, skill=0.5 + 0.3 * k) for s, o in enumerate(ORDERS)]
+        out["methods"][m] = {"runs": runs}
+        if summary:
+            out["methods"][m]["summary"] = M.summarize_runs(runs)
+    return out
+
+
+def _write(run_dir: Path, results) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = results if isinstance(results, str) else json.dumps(results)
+    (run_dir / "results.json").write_text(text)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    run_dir = _write(tmp_path_factory.mktemp("run"), _results())
+    path = report.write_report(run_dir, plot_config=P.PlotConfig(dpi=40))
+    return run_dir, path
+
+
+def test_report_writes_every_plot_as_png(reported):
+    run_dir, _ = reported
+    pngs = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
+    want = ["basic_accuracy.png", "step_accuracy.png"] + [
+        f"{kind}_{s}.png" for s in ("naive", "kd_psmr")
+        for kind in ("forgetting", "accuracy_matrix", "old_new", "confusion")]
+    assert pngs == sorted(want)
+    for name in pngs:
+        data = (run_dir / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    assert not list((run_dir / "plots").glob(".*tmp"))  # atomic writes leave no temp files
+
+
+def test_report_md_has_table_dataset_and_image_links(reported):
+    run_dir, path = reported
+    text = path.read_text()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert "| method | runs | overall acc |" in text
+    s = results["methods"]["kd+psmr"]["summary"]["overall_accuracy"]
+    cell = f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} (2)"
+    assert f"| kd+psmr | 2 | {cell} |" in text
+    assert "tiny-synth" in text and "happily surprised (30)" in text
+    for png in (run_dir / "plots").glob("*.png"):
+        assert f"(plots/{png.name})" in text
+    assert "2 class order(s)" in text
+
+
+def test_confusion_is_summed_by_class_name_across_orders():
+    runs = [{"class_names": ["a", "b", "x", "y"], "n_basic": 2, "accuracy_matrix": [[1]] * 3,
+             "confusion_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 1], [0, 0, 0, 3]]},
+            {"class_names": ["a", "b", "y", "x"], "n_basic": 2, "accuracy_matrix": [[1]] * 3,
+             "confusion_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 4, 0], [1, 0, 0, 5]]}]
+    names = P.canonical_class_order(runs, dataset_names=["y", "x", "b", "a"])
+    assert names == ["a", "b", "y", "x"]  # basic first, then the data set's order
+    cm = P.summed_confusion(runs, names)
+    # run 1 in canonical order: y row [0,0,3,0], x row [0,0,1,2]; run 2: y [0,0,4,0], x [1,0,0,5]
+    assert cm.tolist() == [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 7, 0], [1, 0, 1, 7]]
+
+
+def test_mean_spread_is_nan_aware_with_sample_std():
+    mean, std = P.mean_spread(np.array([[0.2, np.nan], [0.4, 0.5]]))
+    assert mean.tolist() == pytest.approx([0.3, 0.5])
+    assert std.tolist() == pytest.approx([np.std([0.2, 0.4], ddof=1), 0.0])
+
+
+def test_format_summary_table(reported):
+    run_dir, _ = reported
+    results = report.load_results(run_dir)
+    table = report.format_summary_table(results)
+    lines = table.splitlines()
+    assert lines[0].split()[:4] == ["method", "runs", "overall", "acc"]
+    assert lines[2].startswith("naive") and lines[3].startswith("kd+psmr")
+    s = results["methods"]["naive"]["summary"]["final_accuracy"]
+    assert f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}" in lines[2]
+    assert max(map(len, lines)) < 160
+
+
+def test_summary_is_computed_when_missing(tmp_path):
+    run_dir = _write(tmp_path / "run", _results(methods=("naive",), summary=False))
+    results = report.load_results(run_dir)
+    assert results["methods"]["naive"]["summary"] == M.summarize_runs(results["methods"]["naive"]["runs"])
+
+
+def test_cli_plot(tmp_path, capsys):
+    run_dir = _write(tmp_path / "run", _results(methods=("naive",)))
+    assert report.cli_plot(argparse.Namespace(run_dir=str(run_dir))) == 0
+    assert (run_dir / "report.md").is_file() and len(list((run_dir / "plots").glob("*.png"))) == 6
+    assert "report.md" in capsys.readouterr().out
+
+
+def test_cli_compare_text_markdown_csv(reported, tmp_path, capsys):
+    first = reported[0]
+    second = _write(tmp_path / "other", _results(methods=("lwf",)))
+    md, csv_path = tmp_path / "cmp.md", tmp_path / "cmp.csv"
+    for out in (md, csv_path):
+        args = argparse.Namespace(run_dirs=[str(first), str(second)], out=str(out))
+        assert report.cli_compare(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("naive") == 2 and "lwf" in printed and "kd+psmr" in printed  # text table twice
+    table = md.read_text().splitlines()
+    assert table[0].startswith("| run | method | overall acc") and len(table) == 2 + 3
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [(r["run_dir"], r["method"]) for r in rows] == [
+        (str(first), "naive"), (str(first), "kd+psmr"), (str(second), "lwf")]
+    want = report.load_results(second)["methods"]["lwf"]["summary"]["bwt"]
+    assert float(rows[2]["bwt_mean"]) == pytest.approx(want["mean"]) and rows[2]["bwt_n"] == "2"
+
+
+def test_cli_compare_rejects_unknown_out_format(reported, tmp_path):
+    with pytest.raises(ValueError, match=r"--out .*table\.txt: .* \.md .* \.csv"):
+        report.cli_compare(argparse.Namespace(run_dirs=[str(reported[0])], out=str(tmp_path / "table.txt")))
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, r"results\.json: not found"),
+    ("{not json", r"results\.json: not valid JSON"),
+    ({"config": {}}, r"results\.json: key 'methods' is missing"),
+    ({"methods": {"naive": {}}}, r"results\.json: methods\.naive\.runs is missing"),
+    ({"methods": {"naive": {"runs": [{"accuracy_matrix": [[0.5, None], [0.4]], "step_accuracy": [0.5, 0.4]}]}}},
+     r"results\.json: methods\.naive\.runs\[0\]: accuracy_matrix row 1"),
+    ({"methods": {"naive": {"runs": [{"accuracy_matrix": [[0.5]]}]}}},
+     r"methods\.naive\.runs\[0\]: run record has no 'step_accuracy'"),
+    ({"methods": {"naive": {"runs": [{"accuracy_matrix": [[0.5]], "step_accuracy": [0.5]}],
+                            "summary": {"overall_accuracy": 0.5}}}},
+     r"methods\.naive\.summary\.overall_accuracy is missing or not"),
+])
+def test_malformed_results_is_a_one_line_error(tmp_path, content, match):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    if content is not None:
+        _write(run_dir, content)
+    with pytest.raises((ValueError, FileNotFoundError), match=match) as info:
+        report.cli_plot(argparse.Namespace(run_dir=str(run_dir)))
+    assert "\n" not in str(info.value) and str(run_dir / "results.json") in str(info.value)
+
+
+def test_cfer_plot_command_reports_error_on_one_line(tmp_path, capsys):
+    from experiments.cli import main
+
+    run_dir = _write(tmp_path / "run", {"methods": []})
+    assert main(["plot", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cfer plot: error:") and "'methods'" in err and len(err.splitlines()) == 1
