@@ -1,0 +1,10 @@
+"""Naive fine-tuning: the lower bound."""
+
+from strategies.registry import register_strategy
+
+
+@register_strategy("naive", description="fine-tuning on each experience, no countermeasure (lower bound)")
+def naive(ctx):
+    from avalanche.training import Naive
+
+    return Naive(**ctx.template_kwargs())
