@@ -1,0 +1,165 @@
+"""`cfer run`: config loading and errors, the results.json contract, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main as cfer
+from experiments.config import load_config
+from experiments.configio import ConfigError
+
+TINY = [
+    "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=16", "benchmark.n_folds=3",
+    "benchmark.compounds=[happily surprised, sadly angry]", "benchmark.augment.rotation=0",
+    "training.basic_epochs=1", "training.epochs=1", "training.patience=0",
+    "training.batch_size=16", "training.mem_per_class=2", "protocol.orders=2",
+    "runner.progress=false",
+]
+
+
+def tiny_cfg(tmp_path, *extra):
+    return load_config(None, TINY + [f"dataset.root={tmp_path / 'synth'}", *extra])
+
+
+# --- config ---------------------------------------------------------------------------------
+
+def test_quickstart_is_the_default_and_loads():
+    cfg = load_config(None)
+    assert cfg.name == "quickstart" and cfg.dataset.kind == "synthetic"
+    assert set(cfg.strategies.methods) == {"naive", "replay", "lwf", "icarl", "kd_psmr", "joint"}
+    assert cfg.protocol.orders == 3
+
+
+@pytest.mark.parametrize("name", ["quickstart", "paper_cfee", "baselines_cfee", "rafdb", "folder_example",
+                                  "fewshot", "fewshot_cfee", "fscil"])
+def test_shipped_configs_load(name):
+    load_config(name)
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("training:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'training\.epoch'"):
+        load_config(p)
+
+
+def test_wrong_type_names_key_and_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("protocol:\n  orders: three\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: key 'protocol\.orders': expected int, got 'three'"):
+        load_config(p)
+    p.write_text("training:\n  memory_mode: forever\n")
+    with pytest.raises(ConfigError, match="memory_mode"):
+        load_config(p)
+
+
+def test_set_overrides_and_errors():
+    cfg = load_config(None, ["training.epochs=7", "strategies.methods=[naive]"])
+    assert cfg.training.epochs == 7 and cfg.strategies.methods == ["naive"]
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(None, ["training.epochs"])
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        load_config(None, ["strategies.methods=[nope]"])
+    with pytest.raises(ConfigError, match="dataset.root' is required"):
+        load_config(None, ["dataset.kind=cfee"])
+
+
+def test_per_method_overrides():
+    cfg = load_config(None, ["strategies.overrides={lwf: {lwf_alpha: 3.0}}"])
+    assert cfg.training_for("lwf").lwf_alpha == 3.0 and cfg.training_for("naive").lwf_alpha == 1.0
+    with pytest.raises(ConfigError, match="strategies.overrides.lwf"):
+        load_config(None, ["strategies.overrides={lwf: {alpha: 3.0}}"])
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
+    p = tmp_path / "bad.yaml"
+    p.write_text("nonsense: 1\n")
+    assert cfer(["run", str(p), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'nonsense'" in err and "bad.yaml" in err
+
+
+# --- a real (tiny) run ------------------------------------------------------------------------
+
+def _strip_timing(results: dict) -> dict:
+    for block in results["methods"].values():
+        for r in block["runs"]:
+            r.pop("train_seconds"), r.pop("images_per_second")
+        block.pop("summary")
+    return results
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    out = tmp / "out"
+    args = TINY + [f"dataset.root={tmp / 'synth'}", "strategies.methods=[naive, kd_psmr, joint]"]
+    assert cfer(["run", "--out", str(out), *sum((["--set", a] for a in args), [])]) == 0
+    return tmp, out, args
+
+
+def test_run_writes_the_contracted_outputs(finished_run):
+    _, out, _ = finished_run
+    for name in ("config.yaml", "results.json", "metrics.csv", "report.md"):
+        assert (out / name).is_file(), name
+    assert list((out / "plots").glob("*.png"))
+    assert (out / "logs" / "naive" / "order0_fold0_seed0" / "log.txt").stat().st_size > 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res) >= {"config", "dataset", "methods"}
+    assert res["dataset"]["class_counts"]["happy"] == 9
+    assert list(res["methods"]) == ["naive", "kd_psmr", "joint"]
+    for block in res["methods"].values():
+        assert len(block["runs"]) == 2
+        for r in block["runs"]:
+            T = 3
+            assert len(r["accuracy_matrix"]) == T and all(len(row) == T for row in r["accuracy_matrix"])
+            assert r["accuracy_matrix"][0][1] is None
+            assert len(r["step_accuracy"]) == len(r["uar"]) == len(r["macro_f1"]) == T
+            assert all(0.0 <= a <= 1.0 for a in r["step_accuracy"])
+            assert r["train_seconds"] > 0 and r["images_per_second"] > 0
+            assert sorted(r["order"]) == ["happily surprised", "sadly angry"]
+        s = block["summary"]
+        for key in ("overall_accuracy", "final_accuracy", "new_class_accuracy", "forgetting",
+                    "max_forgetting", "bwt", "basic_accuracy_final"):
+            assert set(s[key]) == {"mean", "std", "n"}
+        assert s["final_accuracy"]["n"] == 2
+    orders = [r["order"] for r in res["methods"]["naive"]["runs"]]
+    assert orders[0] != orders[1]
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert header == "method,order,fold,seed,step,metric,value"
+
+
+def test_same_config_same_numbers_and_resume_after_a_kill(finished_run, monkeypatch):
+    tmp, out, args = finished_run
+    reference = _strip_timing(json.loads((out / "results.json").read_text()))
+
+    from experiments import runner
+
+    calls = {"n": 0}
+    real = runner.Runner.run_one
+
+    def killed_on_third(self, spec, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, spec, **kw)
+
+    monkeypatch.setattr(runner.Runner, "run_one", killed_on_third)
+    out2 = tmp / "out2"
+    with pytest.raises(KeyboardInterrupt):
+        cfer(["run", "--out", str(out2), *sum((["--set", a] for a in args), [])])
+    partial = json.loads((out2 / "results.json").read_text())
+    assert sum(len(b["runs"]) for b in partial["methods"].values()) == 2
+    monkeypatch.setattr(runner.Runner, "run_one", real)
+    assert cfer(["run", "--resume", str(out2)]) == 0
+    assert _strip_timing(json.loads((out2 / "results.json").read_text())) == reference
+
+
+def test_refuses_to_overwrite_a_run(finished_run, capsys):
+    _, out, args = finished_run
+    assert cfer(["run", "--out", str(out), *sum((["--set", a] for a in args), [])]) == 2
+    assert "use --resume" in capsys.readouterr().err
