@@ -10,6 +10,7 @@ does not remap labels, which is why the ids are renumbered here first.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -80,6 +81,30 @@ def class_orders(dataset: FaceDataset, seeds: Sequence[int]) -> list[list[str]]:
     return [seeded_order(comp, s) for s in seeds]
 
 
+def sample_shots(indices: np.ndarray, targets: np.ndarray, *, class_ids: Sequence[int],
+                 class_names: Sequence[str], shots: int, seed: int) -> np.ndarray:
+    """Keep ``shots`` distinct entries of each class in ``class_ids``; others untouched.
+
+    ``indices`` index ``targets``. Each class draws from its own generator,
+    seeded by ``(seed, class name)``, over its entries in index order, so a
+    class gets the same images whatever the other classes or the class order,
+    and a smaller ``shots`` takes a subset of a larger one (same seed).
+    Returns the kept indices, sorted.
+    """
+    indices = np.asarray(indices)
+    labels = targets[indices]
+    kept = [indices[~np.isin(labels, list(class_ids))]]
+    for cid in class_ids:
+        pool = np.sort(indices[labels == cid])
+        if len(pool) < shots:
+            raise ValueError(f"shots={shots}: class {class_names[cid]!r} has only {len(pool)} "
+                             f"training image(s) in this fold")
+        key = zlib.crc32(class_names[cid].encode("utf-8"))  # stable across runs, unlike hash()
+        rng = np.random.default_rng(np.random.SeedSequence([seed, key]))
+        kept.append(rng.permutation(pool)[:shots])
+    return np.sort(np.concatenate(kept))
+
+
 def _split(dataset: FaceDataset, *, fold: int, n_folds: int, validation: bool, seed: int,
            valid_fraction: float):
     if dataset.partition is not None:
@@ -117,6 +142,9 @@ def compound_benchmark(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     images=None,
+    shots: int | None = None,
+    shot_seed: int = 0,
+    shot_repeats: int = 1,
 ):
     """Build the basic-then-compound class-incremental benchmark.
 
@@ -135,6 +163,13 @@ def compound_benchmark(
             default: the paper's augmentation and ImageNet normalisation.
         images: an already decoded (N, H, W, 3) uint8 array for ``dataset``
             (skips the cache; used by tests and the speed path).
+        shots: few-shot streams: keep only this many distinct training
+            images of each compound class, drawn from the training subjects
+            with ``shot_seed`` (see :func:`sample_shots`); the basic block,
+            validation and test splits are untouched. None keeps them all.
+        shot_repeats: repeat each sampled image this many times in the
+            training set (the reference code repeats the n images by the
+            batch size, so that an epoch is n full batches).
 
     Returns:
         An Avalanche ``CLScenario`` with ``train_stream``, ``test_stream``
@@ -152,6 +187,10 @@ def compound_benchmark(
         basic.append(NEUTRAL)
     if not basic:
         raise ValueError(f"{dataset.name}: no basic expression classes (need at least one of {BASIC})")
+    if shots is not None and shots < 1:
+        raise ValueError(f"shots={shots}: must be >= 1 (or None for all training images)")
+    if shot_repeats < 1:
+        raise ValueError(f"shot_repeats={shot_repeats}: must be >= 1")
     present = [c for c in dataset.class_names if is_compound(c)]
     if class_order is None:
         order = seeded_order(present, seed)
@@ -191,6 +230,12 @@ def compound_benchmark(
 
     def make(idx: np.ndarray, split: str):
         idx = idx[keep[idx]]
+        if split == "train" and shots is not None:
+            few = list(range(len(basic), len(names)))
+            idx = sample_shots(idx, targets, class_ids=few, class_names=names, shots=shots,
+                               seed=shot_seed)
+            sampled = np.isin(targets[idx], few)
+            idx = np.sort(np.concatenate([idx[~sampled], np.repeat(idx[sampled], shot_repeats)]))
         missing = [c for i, c in enumerate(names) if not np.any(targets[idx] == i)]
         if missing:
             raise ValueError(f"{dataset.name} fold {fold}: the {split} split has no images of "
@@ -200,7 +245,7 @@ def compound_benchmark(
             base, targets=base.targets.tolist(), task_labels=0,
             transform_groups={"train": (tf_train, None), "eval": (tf_eval, None)},
             initial_transform_group="train" if split == "train" else "eval",
-        ), idx
+        ), np.unique(idx)
 
     splits = {"train": train, "test": test}
     if validation:

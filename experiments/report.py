@@ -61,6 +61,11 @@ def load_results(run_dir: str | Path) -> dict:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(results, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
+    if "fewshot" in results and not results.get("methods"):  # phase: fewshot
+        from experiments.fewshot_report import check_fewshot
+
+        check_fewshot(results, where=str(path))
+        return results
     methods = results.get("methods")
     if not isinstance(methods, dict) or not methods:
         raise ValueError(f"{path}: key 'methods' is missing or empty (expected {{method: {{'runs': [...]}}}})")
@@ -126,6 +131,10 @@ def format_summary_table(results: Mapping) -> str:
 
     A metric defined on fewer runs than the method has shows its own count.
     """
+    if "fewshot" in results and not results.get("methods"):  # phase: fewshot
+        from experiments.fewshot_report import format_fewshot_table
+
+        return format_fewshot_table(results)
     header = ["method", "runs"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
     rows = []
     for name, entry in results["methods"].items():
@@ -230,10 +239,16 @@ def render_report(results: Mapping, plots: Mapping[str, list[Path]], run_dir: Pa
 
 def write_report(run_dir: str | Path, *, plot_config: PlotConfig | None = None) -> Path:
     """Read ``run_dir/results.json``; (re)write ``plots/*.png`` and ``report.md``. Returns report.md."""
+    from experiments.fewshot_report import fscil_section, write_fewshot_report
+
     run_dir = Path(run_dir)
     results = load_results(run_dir)
+    if "fewshot" in results and not results.get("methods"):  # phase: fewshot
+        return write_fewshot_report(run_dir, results, plot_config=plot_config)
     plots = plot_all(results, run_dir / "plots", plot_config)
-    return write_text_atomic(run_dir / "report.md", render_report(results, plots, run_dir))
+    # fscil_section is empty unless the runs carry the FSCIL fields (phase: fscil).
+    text = render_report(results, plots, run_dir) + fscil_section(results, run_dir, plot_config)
+    return write_text_atomic(run_dir / "report.md", text)
 
 
 # --------------------------------------------------------------------------- CLI
