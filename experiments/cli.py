@@ -62,6 +62,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--batch-size", type=int, action="append", default=None, dest="batch_sizes")
     p.add_argument("--precision", action="append", default=None, dest="precisions",
                    choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="append", default=None, dest="compiles",
+                   choices=["false", "default", "reduce-overhead"])
     p.add_argument("--json", default=None, dest="json_out", help="also write the table as JSON records")
     p.set_defaults(handler="experiments.bench:cli_bench")
 

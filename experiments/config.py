@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from experiments.configio import ConfigError, overlay, parse_override, read_yaml, to_dict
+from plugins.fast_data import FastDataConfig
 from strategies.config import StrategyConfig
 from strategies.models import ModelConfig
 
@@ -146,6 +147,7 @@ class ExperimentConfig:
     phase: Literal["continual", "fewshot", "fscil"] = "continual"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    data: FastDataConfig = field(default_factory=FastDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: StrategyConfig = field(default_factory=StrategyConfig)
     strategies: StrategiesConfig = field(default_factory=StrategiesConfig)

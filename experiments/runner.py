@@ -151,7 +151,7 @@ class Runner:
         valid = bm.valid_stream if self.cfg.protocol.name == "heldout" else bm.test_stream
         strategy = strategies.build(spec.method, model=model, benchmark=bm, config=tcfg,
                                     evaluator=evaluator, plugins=[meter], device=device,
-                                    valid_stream_name=valid.name)
+                                    valid_stream_name=valid.name, data=self.cfg.data)
         entry = strategies.entry(spec.method)
         steps = []
         try:

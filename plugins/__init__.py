@@ -31,6 +31,13 @@ _EXPORTS = {
     "BasicAccuracy": "plugins.fer_metrics",
     "ComponentConfusion": "plugins.fer_metrics",
     "ThroughputPlugin": "plugins.throughput",
+    "OnlyStream": "plugins.stream_filter",
+    "FastDataConfig": "plugins.fast_data",
+    "FastDataPlugin": "plugins.fast_data",
+    "FastLoader": "plugins.fast_data",
+    "PrecisionConfig": "plugins.precision",
+    "PrecisionPlugin": "plugins.precision",
+    "compile_model": "plugins.precision",
 }
 
 __all__ = sorted(_EXPORTS)

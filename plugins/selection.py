@@ -70,10 +70,10 @@ def eval_mode(model: torch.nn.Module):
 
 
 def _loader(strategy, data):
-    from torch.utils.data import DataLoader
+    # In order, no augmentation; on the fast data path when the strategy has it.
+    from plugins.fast_data import make_loader
 
-    return DataLoader(data.eval(), batch_size=strategy.eval_mb_size, shuffle=False,
-                      collate_fn=getattr(data, "collate_fn", None))
+    return make_loader(strategy, data.eval(), batch_size=strategy.eval_mb_size)
 
 
 def _batch_tasks(batch, n: int, device):

@@ -184,7 +184,7 @@ def stream_totals(benchmark) -> tuple[int, int]:
 
 
 def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None, plugins=(),
-          device="cpu", valid_stream_name: str = "valid"):
+          device="cpu", valid_stream_name: str = "valid", data=None):
     """Build the registered strategy ``name``.
 
     Args:
@@ -199,6 +199,8 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None
         device: torch device.
         valid_stream_name: the stream early stopping scores ("valid", or
             "test" for the paper's protocol).
+        data: a :class:`plugins.fast_data.FastDataConfig` (the ``data``
+            section); None: the fast path with its defaults (``on_device: auto``).
 
     Returns:
         An Avalanche strategy, with ``strategy.seen_class_mask`` and
@@ -226,6 +228,12 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None
         mask=SeenClassMask(), eval_every=1 if config.patience else -1,
         user_plugins=list(plugins), n_classes=k, train_size=n)
     strategy = e.factory(ctx)
+    from plugins import fast_data, precision
+
+    precision.enable(strategy, precision.PrecisionConfig(
+        precision=config.precision, channels_last=config.channels_last, compile=config.compile))
+    # After precision: the fast data plugin must be the last one.
+    fast_data.enable(strategy, data or fast_data.FastDataConfig())
     _no_initial_eval(strategy)
     if config.num_workers:
         _loader_defaults(strategy, num_workers=config.num_workers)

@@ -31,6 +31,10 @@ class StrategyConfig:
     batch_size: int = 32  # paper: 32
     eval_batch_size: int = 64
     num_workers: int = 0
+    # -- speed (plugins/precision.py) -----------------------------------------------------------
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # paper: fp32 (Keras default)
+    channels_last: bool = False  # NHWC activations: faster convolutions in bf16/fp16 on GPUs
+    compile: str | bool = "false"  # false | default | reduce-overhead (CUDA graphs, small batches)
     # -- memory (PSMR and the replay baselines) -------------------------------------------------
     memory_fraction: float = 0.3  # paper: M = floor(0.3 * |train set of all classes|)
     memory_mode: Literal["grow", "limit"] = "grow"  # paper default: m = floor(M / K) per class, fixed
@@ -85,7 +89,12 @@ class StrategyConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"training.{key}: must be >= 1 or null, got {value!r}")
-        choices = {"optimizer": ("adam", "sgd"), "memory_mode": ("grow", "limit"),
+        mode = self.compile
+        if isinstance(mode, bool):  # YAML reads false/true as booleans
+            object.__setattr__(self, "compile", "default" if mode else "false")
+        if self.compile not in ("false", "default", "reduce-overhead"):
+            raise ValueError(f"training.compile: {mode!r} is not one of false, default, reduce-overhead")
+        choices = {"precision": ("fp32", "bf16", "fp16"), "optimizer": ("adam", "sgd"), "memory_mode": ("grow", "limit"),
                    "selection": ("predictive", "random", "herding", "closest_to_center"),
                    "teacher": ("basic", "previous")}
         for key, allowed in choices.items():

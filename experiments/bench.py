@@ -1,0 +1,388 @@
+"""``cfer bench``: our Avalanche path against a bare PyTorch loop and stock Avalanche.
+
+In one process, on the same synthetic images and model, each setting (batch
+size x precision x compile mode) times:
+
+(a) ``bare``: a plain PyTorch loop over device-resident uint8 images (random
+    permutation, batched gather, the same augmentation on the device, the same
+    model, optimizer, autocast, layout and compiled parts as ours);
+(b) ``stock``: Avalanche's ``Naive`` through its own DataLoader, fp32 (stock
+    Avalanche has no mixed precision), per-item torchvision transforms;
+(c) ``ours``: the same ``Naive`` with :mod:`plugins.precision` and
+    :mod:`plugins.fast_data` enabled, as the strategy registry enables them;
+(d) ``rank``: exemplar ranking (predictive sorting: inference over the
+    training set) with the strategy of (c).
+
+Speeds are images per second of each path's fastest timed epoch; the
+paths' epochs alternate (a, b, c, a, b, c, ...) so that a shared machine's
+changing load hits them alike, and each path's first epoch warms up
+(compilation, cuDNN autotuning). The strategies' evaluator has no metrics or loggers, so only the
+data path and the numerics differ. Peak memory: the device's peak allocation
+during one more epoch of (c) and the ranking, with (a) and (b) freed (image
+store included); on the CPU, the process's peak resident memory so far.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RECORD_KEYS = ("setting", "bare", "stock", "ours", "ours_over_bare", "ours_over_stock",
+               "rank_images_per_second", "peak_memory_mb")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One ``cfer bench`` invocation. Defaults per device: :func:`default_config`."""
+
+    device: str = "cpu"
+    model: str = "small_cnn"
+    image_size: int = 64
+    images: int = 384  # synthetic training images (six basic classes)
+    batch_sizes: tuple[int, ...] = (32,)  # paper: 32
+    precisions: tuple[str, ...] = ("fp32",)
+    compiles: tuple[str, ...] = ("false",)
+    channels_last: bool = False
+    epochs: int = 3  # timed epochs (the fastest counts), after one warm-up epoch
+    lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
+    seed: int = 0
+    stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
+
+    def __post_init__(self) -> None:
+        from plugins.precision import PrecisionConfig
+
+        if self.images < 64 or self.image_size < 16 or self.epochs < 1:
+            raise ValueError("bench: need images >= 64, image_size >= 16 and epochs >= 1")
+        if any(b < 1 for b in self.batch_sizes):
+            raise ValueError(f"--batch-size: must be >= 1, got {list(self.batch_sizes)}")
+        for p in self.precisions:
+            for c in self.compiles:
+                PrecisionConfig(precision=p, channels_last=self.channels_last, compile=c)
+
+
+def default_config(device: str) -> BenchConfig:
+    """CPU: the quickstart's small model at 64 px (about a minute on 2 cores); CUDA: the
+    paper's ResNet-50 at 224 px, batches 32 and 256, fp32 and bf16, channels-last."""
+    if device == "cuda":
+        return BenchConfig(device="cuda", model="resnet50_paper", image_size=224, images=4096,
+                           batch_sizes=(32, 256), precisions=("fp32", "bf16"), channels_last=True, epochs=2)
+    return BenchConfig(device="cpu")
+
+
+def synthetic_benchmark(cfg: BenchConfig, *, transform):
+    """Random uint8 images as a ``compound_benchmark``: experience 0 holds ``cfg.images``
+    training images of the six basic classes (an official train/test partition)."""
+    from benchmarks import compound_benchmark
+    from benchmarks.dataset import FaceDataset
+    from benchmarks.taxonomy import BASIC, CFEE_COMPOUND
+
+    names = tuple(BASIC) + (CFEE_COMPOUND[0],)
+    n_test = 4  # per class; every class needs train and test images
+    labels = [i % len(BASIC) for i in range(cfg.images)] + [len(BASIC)] * n_test
+    partition = ["train"] * len(labels) + ["test"] * (n_test * len(names))
+    labels += [c for c in range(len(names)) for _ in range(n_test)]
+    ds = FaceDataset(paths=[f"/synthetic/{i:06d}.png" for i in range(len(labels))], labels=labels,
+                     class_names=names, partition=partition, name="bench")
+    rng = np.random.default_rng(cfg.seed)
+    images = rng.integers(0, 256, size=(len(labels), cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+    return compound_benchmark(ds, images=images, image_size=cfg.image_size, validation=False,
+                              seed=cfg.seed, class_order=[CFEE_COMPOUND[0]], train_transform=transform)
+
+
+class _EpochTimer:
+    """Images and seconds per training epoch (synchronised on CUDA)."""
+
+    def __init__(self, device):
+        self.device = device
+        self.epochs: list[tuple[int, float]] = []
+        self._n = 0
+        self._t = 0.0
+
+    def sync(self):
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def start(self):
+        self.sync()
+        self._n, self._t = 0, time.perf_counter()
+
+    def add(self, n: int):
+        self._n += n
+
+    def stop(self):
+        self.sync()
+        self.epochs.append((self._n, time.perf_counter() - self._t))
+
+    def images_per_second(self) -> float:
+        """The fastest timed epoch (the first one warms up): like ``timeit``, the best of
+        repeats discounts interference from other processes on a shared machine."""
+        return max(n / t for n, t in self.epochs[1:])
+
+
+def _model(cfg: BenchConfig, device):
+    from avalanche.training.determinism.rng_manager import RNGManager
+
+    from strategies.models import ModelConfig, build_model
+
+    RNGManager.set_random_seeds(cfg.seed)
+    return build_model(ModelConfig(name=cfg.model, image_size=cfg.image_size), n_classes=6).to(device)
+
+
+class BareLoop:
+    """(a) a plain PyTorch loop over device-resident uint8 images."""
+
+    def __init__(self, cfg: BenchConfig, bm, *, batch_size: int, precision: str, compile_mode: str, device):
+        import torch
+
+        from plugins.fast_data import DeviceTransform, item_table
+        from plugins.precision import PrecisionConfig, compile_model
+
+        self.cfg, self.batch_size, self.device = cfg, batch_size, device
+        self.pcfg = PrecisionConfig(precision=precision, channels_last=cfg.channels_last,
+                                    compile=compile_mode)
+        table = item_table([bm.train_stream[0].dataset.train()])
+        self.images = table.images[torch.as_tensor(table.rows)].to(device)
+        self.labels = torch.as_tensor(table.targets, device=device)
+        self.augment = DeviceTransform(table.chains[0])  # the benchmark's training augmentation
+        self.model = _model(cfg, device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if compile_mode != "false":
+            compile_model(self.model, mode=compile_mode)
+        self.model.train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.timer = _EpochTimer(device)
+
+    def epoch(self) -> None:
+        import torch
+
+        pcfg, timer = self.pcfg, self.timer
+        timer.start()
+        perm = torch.randperm(len(self.images), device=self.device)
+        for i in range(0, len(self.images), self.batch_size):
+            idx = perm[i:i + self.batch_size]
+            if pcfg.compile == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()
+            x = self.augment(self.images[idx], self.gen)
+            if pcfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=pcfg.dtype, enabled=pcfg.dtype is not None):
+                out = self.model(x)
+            loss = self.loss_fn(out.float(), self.labels[idx])
+            self.opt.zero_grad()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            timer.add(len(idx))
+        timer.stop()
+
+
+class NaivePath:
+    """(b) stock Avalanche Naive (fp32, its DataLoader), or (c) the same Naive with our speed
+    plugins enabled as the strategy registry enables them; one ``train()`` call per epoch."""
+
+    def __init__(self, cfg: BenchConfig, bm, *, batch_size: int, device, precision: str | None = None,
+                 compile_mode: str = "false"):
+        import torch
+        from avalanche.core import SupervisedPlugin
+        from avalanche.training import Naive
+        from avalanche.training.plugins import EvaluationPlugin
+
+        from plugins import fast_data
+        from plugins import precision as prec
+
+        timer = self.timer = _EpochTimer(device)
+
+        class EpochTimer(SupervisedPlugin):
+            def before_training_epoch(self, strategy, **kwargs):
+                timer.start()
+
+            def after_training_iteration(self, strategy, **kwargs):
+                timer.add(len(strategy.mb_y))
+
+            def after_training_epoch(self, strategy, **kwargs):
+                timer.stop()
+
+        model = _model(cfg, device)
+        self.cfg, self.experience = cfg, bm.train_stream[0]
+        self.strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
+                              criterion=torch.nn.CrossEntropyLoss(), train_mb_size=batch_size,
+                              train_epochs=1, eval_mb_size=batch_size, device=device,
+                              evaluator=EvaluationPlugin(loggers=[]), plugins=[EpochTimer()])
+        self.ours = precision is not None
+        if self.ours:
+            pcfg = prec.PrecisionConfig(precision=precision, channels_last=cfg.channels_last,
+                                        compile=compile_mode)
+            prec.enable(self.strategy, pcfg)
+            fast_data.enable(self.strategy, fast_data.FastDataConfig(on_device="auto"))
+
+    def epoch(self) -> None:
+        self.strategy.train(self.experience, num_workers=0 if self.ours else self.cfg.stock_workers)
+
+    def rank_images_per_second(self, *, repeats: int = 2) -> float:
+        """(d) predictive-sorting exemplar ranking of the experience's training set."""
+        from plugins.selection import PredictiveSortingSelection
+
+        data, selection, times = self.experience.dataset, PredictiveSortingSelection(), []
+        for _ in range(1 + repeats):  # the first call warms up (eval-mode graphs, autotuning)
+            self.timer.sync()
+            t = time.perf_counter()
+            selection.make_sorted_indices(self.strategy, data)
+            self.timer.sync()
+            times.append(time.perf_counter() - t)
+        return len(data) / float(np.mean(times[1:]))
+
+
+def _peak_reset(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_mb(device) -> float:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def setting_name(cfg: BenchConfig, *, batch_size: int, precision: str, compile_mode: str) -> str:
+    parts = [f"{cfg.model} {cfg.image_size}px bs{batch_size} {precision}"]
+    if cfg.channels_last:
+        parts.append("channels-last")
+    if compile_mode != "false":
+        parts.append(f"compile={compile_mode}")
+    return " ".join(parts)
+
+
+def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compile_mode: str, device,
+                stock: dict) -> dict:
+    """One setting's record. Epochs of the paths alternate (bare, stock, ours, bare, ...), so that
+    a shared machine's changing load affects them alike; the first epoch of each warms up.
+    ``stock`` caches stock Avalanche's speed per batch size (it is fp32 in every setting)."""
+    import gc
+
+    name = setting_name(cfg, batch_size=batch_size, precision=precision, compile_mode=compile_mode)
+    paths = {"bare": BareLoop(cfg, bm, batch_size=batch_size, precision=precision,
+                              compile_mode=compile_mode, device=device)}
+    if batch_size not in stock:
+        paths["stock"] = NaivePath(cfg, bm, batch_size=batch_size, device=device)
+    ours = paths["ours"] = NaivePath(cfg, bm, batch_size=batch_size, device=device, precision=precision,
+                                     compile_mode=compile_mode)
+    for _ in range(1 + cfg.epochs):
+        for path in paths.values():
+            path.epoch()
+    speed = {k: p.timer.images_per_second() for k, p in paths.items()}
+    stock.setdefault(batch_size, speed.get("stock"))
+    paths.clear()
+    gc.collect()
+    _peak_reset(device)  # peak memory of our path alone: one more epoch and the ranking
+    ours.epoch()
+    rank = ours.rank_images_per_second()
+    return {"setting": name, "bare": round(speed["bare"], 1), "stock": round(stock[batch_size], 1),
+            "ours": round(speed["ours"], 1), "ours_over_bare": round(speed["ours"] / speed["bare"], 3),
+            "ours_over_stock": round(speed["ours"] / stock[batch_size], 3),
+            "rank_images_per_second": round(rank, 1), "peak_memory_mb": round(_peak_mb(device), 1)}
+
+
+def run_bench(cfg: BenchConfig, *, progress=print) -> list[dict]:
+    """All settings of ``cfg``; one record (:data:`RECORD_KEYS`) per setting."""
+    import warnings
+
+    import torch
+
+    from benchmarks.transforms import train_transform
+
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: CUDA is not available on this machine")
+        torch.backends.cudnn.benchmark = True  # every path: autotuned convolutions
+    bm = synthetic_benchmark(cfg, transform=train_transform())
+    records, stock = [], {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Avalanche's deprecation and no-logger warnings
+        for b in cfg.batch_sizes:
+            for p in cfg.precisions:
+                for c in cfg.compiles:
+                    progress(f"bench: {setting_name(cfg, batch_size=b, precision=p, compile_mode=c)} ...")
+                    records.append(run_setting(cfg, bm, batch_size=b, precision=p, compile_mode=c,
+                                               device=device, stock=stock))
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+    return records
+
+
+def machine_description(device: str) -> str:
+    import os
+    import platform
+
+    import torch
+
+    text = (f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+            f"({torch.get_num_threads()} torch threads), torch {torch.__version__}")
+    if device == "cuda" and torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    return text
+
+
+def format_table(records: list[dict]) -> str:
+    head = ("setting", "bare img/s", "stock img/s", "ours img/s", "ours/bare", "ours/stock",
+            "rank img/s", "peak MB")
+    rows = [[r["setting"], f"{r['bare']:.0f}", f"{r['stock']:.0f}", f"{r['ours']:.0f}",
+             f"{r['ours_over_bare']:.2f}", f"{r['ours_over_stock']:.2f}",
+             f"{r['rank_images_per_second']:.0f}", f"{r['peak_memory_mb']:.0f}"] for r in records]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def config_from_args(args) -> BenchConfig:
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = default_config(device)
+    over = {}
+    if args.model:
+        over["model"] = args.model
+        if args.model != cfg.model and device == "cpu" and args.model.startswith("resnet"):
+            over["image_size"] = 224
+    if args.batch_sizes:
+        over["batch_sizes"] = tuple(args.batch_sizes)
+    if args.precisions:
+        over["precisions"] = tuple(args.precisions)
+    if getattr(args, "compiles", None):
+        over["compiles"] = tuple(args.compiles)
+    return replace(cfg, **over)
+
+
+def cli_bench(args) -> int:
+    cfg = config_from_args(args)
+    print(f"machine: {machine_description(cfg.device)}")
+    print(f"data: {cfg.images} synthetic {cfg.image_size}px training images; per path, the fastest of "
+          f"{cfg.epochs} timed epochs after one warm-up epoch")
+    records = run_bench(cfg)
+    print(format_table(records))
+    if args.json_out:
+        path = Path(args.json_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(records, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0
