@@ -139,6 +139,10 @@ class RunnerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     jobs_per_device: int = 1
     progress: bool = True
+    # Train experience 0 once per (method, fold, seed) and start every class order from it:
+    # the basic block is the same in every order, so this is exact and saves (orders - 1)
+    # basic trainings per method. Saved under <run dir>/basic/ (also used by --resume).
+    share_basic: bool = True
 
 
 @dataclass(frozen=True)

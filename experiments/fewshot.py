@@ -232,38 +232,13 @@ def build_fewshot_benchmark(runner: Runner, *, order: Sequence[str], fold: int, 
 
 
 def primer_plugin():
-    """A plugin that, while ``active``, ends each training experience before its first epoch.
+    from plugins.primer import PrimerPlugin
 
-    Why: a few-shot step starts from the trained basic model, but a strategy's
-    own state after experience 0 (the distillation teacher, a replay memory,
-    EWC importances, LwF's previous model) is made in its
-    ``after_training_exp`` callbacks. Running experience 0 through ``train``
-    with no epoch rebuilds that state from the loaded weights for any
-    registered method, without retraining the basic model.
-    """
-    from avalanche.core import SupervisedPlugin
-
-    class SkipEpochs(SupervisedPlugin):
-        def __init__(self):
-            super().__init__()
-            self.active = False
-
-        def before_training_epoch(self, strategy, **kwargs):
-            if self.active:
-                strategy.stop_training()
-
-    return SkipEpochs()
+    return PrimerPlugin()
 
 
 def prime(strategy, primer, experience, *, eval_streams) -> None:
-    """Run ``experience`` through ``strategy.train`` with no epoch (``primer`` from
-    :func:`primer_plugin`, among the strategy's plugins): its end-of-experience state is
-    built from the current weights, which stay as they are."""
-    primer.active = True
-    try:
-        strategy.train(experience, eval_streams=eval_streams)
-    finally:
-        primer.active = False
+    primer.prime(strategy, experience, eval_streams=eval_streams)
 
 
 def _state_to_cpu(model) -> dict:

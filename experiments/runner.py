@@ -132,46 +132,103 @@ class Runner:
         atomic_write_text(self.run_dir / "metrics.csv", metrics_csv(out))
 
     # -- one run -----------------------------------------------------------------------------
+    def _strategy(self, spec: RunSpec, bm, model, *, device, log_dir: Path, plugins=()):
+        import strategies
+
+        from experiments.evaluation import build_evaluator
+
+        evaluator, collector, closers = build_evaluator(self.cfg.evaluation, info=bm.info, log_dir=log_dir)
+        strategy = strategies.build(spec.method, model=model, benchmark=bm,
+                                    config=self.cfg.training_for(spec.method), evaluator=evaluator,
+                                    plugins=list(plugins), device=device,
+                                    valid_stream_name=self.valid(bm).name, data=self.cfg.data)
+        return strategy, collector, closers
+
+    def valid(self, bm):
+        return bm.valid_stream if self.cfg.protocol.name == "heldout" else bm.test_stream
+
+    def basic_path(self, spec: RunSpec) -> Path:
+        return self.run_dir / "basic" / f"{spec.method}_fold{spec.fold}_seed{spec.seed}.pt"
+
+    def basic_state(self, spec: RunSpec, *, device) -> dict:
+        """The model after experience 0 of (method, fold, seed), trained once and saved.
+
+        Every class order has the same basic block, so experience 0 trains the
+        same way in every order; sharing it is exact, not an approximation."""
+        import torch
+        from avalanche.training.determinism.rng_manager import RNGManager
+
+        from experiments.io import atomic_write_bytes
+        from plugins.throughput import ThroughputPlugin
+        from strategies.models import build_model
+
+        path = self.basic_path(spec)
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if not {"state_dict", "train_seconds", "images"} <= saved.keys():
+                raise ValueError(f"{path}: not a basic model saved by this runner; delete it to retrain")
+            return saved
+        RNGManager.set_random_seeds(spec.seed)
+        bm = self.benchmark(spec)
+        model = build_model(self.cfg.model, n_classes=bm.info.n_basic)
+        meter = ThroughputPlugin()
+        log_dir = self.run_dir / "logs" / spec.method / f"basic_fold{spec.fold}_seed{spec.seed}"
+        strategy, _, closers = self._strategy(spec, bm, model, device=device, log_dir=log_dir,
+                                              plugins=[meter])
+        try:
+            strategy.train(bm.train_stream[0], eval_streams=[self.valid(bm)[:1]])
+        finally:
+            for close in closers:
+                close()
+        saved = {"state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                 "train_seconds": meter.seconds, "images": meter.images}
+        atomic_write_bytes(path, lambda f: torch.save(saved, f))
+        return saved
+
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from avalanche.training.determinism.rng_manager import RNGManager
 
-        from experiments.evaluation import build_evaluator
-        from plugins.throughput import ThroughputPlugin
         import strategies
+        from plugins.primer import PrimerPlugin
+        from plugins.throughput import ThroughputPlugin
         from strategies.models import build_model
 
+        offline = strategies.entry(spec.method).offline
+        shared = self.cfg.runner.share_basic and not offline
+        basic = self.basic_state(spec, device=device) if shared else None
         RNGManager.set_random_seeds(spec.seed)
         bm = self.benchmark(spec)
         info = bm.info
-        tcfg = self.cfg.training_for(spec.method)
         model = build_model(self.cfg.model, n_classes=info.n_basic)
-        log_dir = self.run_dir / "logs" / spec.slug
-        evaluator, collector, closers = build_evaluator(self.cfg.evaluation, info=info, log_dir=log_dir)
-        meter = ThroughputPlugin()
-        valid = bm.valid_stream if self.cfg.protocol.name == "heldout" else bm.test_stream
-        strategy = strategies.build(spec.method, model=model, benchmark=bm, config=tcfg,
-                                    evaluator=evaluator, plugins=[meter], device=device,
-                                    valid_stream_name=valid.name, data=self.cfg.data)
-        entry = strategies.entry(spec.method)
+        meter, primer = ThroughputPlugin(), PrimerPlugin()
+        strategy, collector, closers = self._strategy(spec, bm, model, device=device,
+                                                      log_dir=self.run_dir / "logs" / spec.slug,
+                                                      plugins=[meter, primer])
+        valid = self.valid(bm)
         steps = []
+
+        def evaluate(i: int) -> None:
+            strategy.eval(bm.test_stream[: i + 1])
+            steps.append(collector.result())
+            if progress:
+                progress.update(1)
+
         try:
-            if entry.offline:
+            if offline:
                 # Joint upper bound: train once on everything, then score each step on the
                 # classes seen so far (logits of later classes masked).
                 strategy.train(bm.train_stream, eval_streams=[valid])
                 for i in range(len(bm.train_stream)):
                     strategy.seen_class_mask.n_seen = info.n_basic + i
-                    strategy.eval(bm.test_stream[: i + 1])
-                    steps.append(collector.result())
-                    if progress:
-                        progress.update(1)
+                    evaluate(i)
             else:
                 for i, exp in enumerate(bm.train_stream):
-                    strategy.train(exp, eval_streams=[valid[: i + 1]])
-                    strategy.eval(bm.test_stream[: i + 1])
-                    steps.append(collector.result())
-                    if progress:
-                        progress.update(1)
+                    if i == 0 and basic is not None:
+                        model.load_state_dict(basic["state_dict"])
+                        primer.prime(strategy, exp)  # the strategy's after-experience-0 state
+                    else:
+                        strategy.train(exp, eval_streams=[valid[: i + 1]])
+                    evaluate(i)
         finally:
             for close in closers:
                 close()
@@ -181,8 +238,11 @@ class Runner:
                "order_index": spec.order_index}
         rec.update(run_record(step_predictions=steps, n_basic=info.n_basic,
                               component_ids=info.component_ids(), class_names=info.class_names))
-        rec["train_seconds"] = round(meter.seconds, 3)
-        rec["images_per_second"] = round(meter.images_per_second, 2)
+        # With a shared basic model, its training time counts in every run that uses it.
+        seconds = meter.seconds + (basic["train_seconds"] if basic else 0.0)
+        images = meter.images + (basic["images"] if basic else 0)
+        rec["train_seconds"] = round(seconds, 3)
+        rec["images_per_second"] = round(images / seconds, 2) if seconds > 0 else 0.0
         return rec
 
     # -- all runs ----------------------------------------------------------------------------

@@ -163,3 +163,19 @@ def test_refuses_to_overwrite_a_run(finished_run, capsys):
     _, out, args = finished_run
     assert cfer(["run", "--out", str(out), *sum((["--set", a] for a in args), [])]) == 2
     assert "use --resume" in capsys.readouterr().err
+
+
+def test_basic_experience_is_trained_once_and_shared_exactly(finished_run, tmp_path):
+    from experiments.runner import Runner
+
+    tmp, out, args = finished_run
+    saved = sorted(p.name for p in (out / "basic").glob("*.pt"))
+    assert saved == ["kd_psmr_fold0_seed0.pt", "naive_fold0_seed0.pt"]  # not joint (offline)
+    res = json.loads((out / "results.json").read_text())
+    # Without sharing, order 0 trains experience 0 itself: the same step-0 numbers.
+    cfg = load_config(None, args + ["strategies.methods=[naive]", "protocol.orders=1",
+                                    "runner.share_basic=false"])
+    unshared = Runner(cfg, tmp_path / "u").run()
+    assert not (tmp_path / "u" / "basic").exists()
+    a = res["methods"]["naive"]["runs"][0]["accuracy_matrix"][0][0]
+    assert unshared["methods"]["naive"]["runs"][0]["accuracy_matrix"][0][0] == a
