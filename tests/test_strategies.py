@@ -77,6 +77,28 @@ def test_strategy_trains_and_evaluates(name, tiny_benchmark):
         check_eval(strategy.eval(bm.test_stream[: i + 1]), i + 1)
 
 
+@pytest.mark.parametrize("name", [n for n in available() if not entry(n).offline])
+def test_strategy_starts_from_a_shared_basic_model(name, tiny_benchmark):
+    """The runner trains experience 0 once and primes each order's strategy from it."""
+    from plugins.primer import PrimerPlugin
+
+    torch.manual_seed(0)
+    bm = tiny_benchmark
+    trained = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
+    first = build(name, model=trained, benchmark=bm, config=StrategyConfig(**TINY), evaluator=evaluator())
+    first.train(bm.train_stream[0], eval_streams=[])
+    model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
+    model.load_state_dict(trained.state_dict())
+    primer = PrimerPlugin()
+    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
+                     evaluator=evaluator(), plugins=[primer])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    primer.prime(strategy, bm.train_stream[0])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    strategy.train(bm.train_stream[1], eval_streams=[])
+    check_eval(strategy.eval(bm.test_stream[:2]), 2)
+
+
 def head_width_of(model) -> int:
     return model.classifier.out_features
 

@@ -37,6 +37,28 @@ def icarl(ctx):
 
         def before_training_exp(self, strategy, **kwargs):
             strategy.experience.benchmark = layout
+            self._sizes(strategy)
+
+        @staticmethod
+        def _sizes(strategy):
+            """Why: the iCaRL plugin learns its feature size on the first training forward;
+            an experience primed without epochs (a shared basic model) has none, so take it
+            from one evaluation-mode forward of the experience's first image."""
+            import torch
+
+            plugin = next((p for p in strategy.plugins if type(p).__name__ == "_ICaRLPlugin"), None)
+            if plugin is None or plugin.input_size is not None:
+                return
+            x = strategy.experience.dataset.eval()[0][0].unsqueeze(0).to(strategy.device)
+            model, was_training = strategy.model, strategy.model.training
+            model.eval()
+            with torch.no_grad():
+                # (model.train_classifier: in eval mode iCaRL answers by class means, none yet)
+                features = model.feature_extractor(x)
+                plugin.input_size = x.shape[1:]
+                plugin.output_size = model.train_classifier(features).shape[1]
+                plugin.embedding_size = features.shape[1]
+            model.train(was_training)
 
     big_m, m = ctx.memory_sizes()
     grow = ctx.config.memory_mode == "grow"
