@@ -8,7 +8,6 @@ evaluation, output, runner.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +143,10 @@ class RunnerConfig:
     # basic trainings per method. Saved under <run dir>/basic/ (also used by --resume).
     share_basic: bool = True
 
+    def validate(self, *, where: str) -> None:
+        if self.jobs_per_device < 1:
+            raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1, got {self.jobs_per_device}")
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -170,8 +173,8 @@ class ExperimentConfig:
                 raise ConfigError(f"{where}: key 'strategies.methods': unknown strategy {m!r} "
                                   f"(available: {', '.join(known)})")
         for m, over in self.strategies.overrides.items():
-            if m not in self.strategies.methods:
-                raise ConfigError(f"{where}: key 'strategies.overrides.{m}': {m!r} is not in strategies.methods")
+            if m not in known:  # overrides for registered methods not run now are kept, unused
+                raise ConfigError(f"{where}: key 'strategies.overrides.{m}': unknown strategy {m!r}")
             overlay(self.training, over, where=where, prefix=f"strategies.overrides.{m}")
 
     def training_for(self, method: str) -> StrategyConfig:

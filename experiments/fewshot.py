@@ -246,20 +246,11 @@ def _state_to_cpu(model) -> dict:
 
 
 def _save_torch_atomic(obj, path: Path) -> None:
-    import os
-    import tempfile
-
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from experiments.io import atomic_write_bytes
+
+    atomic_write_bytes(path, lambda f: torch.save(obj, f))
 
 
 # --------------------------------------------------------------------------- paper protocol

@@ -15,9 +15,7 @@ through pyplot, so no global backend is set and nothing is drawn at import.
 from __future__ import annotations
 
 import io
-import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,19 +33,11 @@ class PlotConfig:
 # --------------------------------------------------------------------------- files
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + os.replace,
-    so readers never see a half-written file (permissions follow the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
+    from experiments.io import atomic_write_bytes as write_atomic
+
+    write_atomic(path, lambda f: f.write(data))
+    return Path(path)
 
 
 def slug(name: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,11 +268,8 @@ class Runner:
         if resume:
             log.info("resuming %s: %d of %d runs already done", self.run_dir, len(specs) - len(todo), len(specs))
         device = resolve_device(cfg.runner.device)
-        n_steps = 1 + len(specs[0].order) if specs else 0
-        for k, spec in enumerate(todo, 1):
-            with tqdm(total=n_steps, desc=f"[{k}/{len(todo)}] {spec.label}", unit="exp",
-                      disable=not cfg.runner.progress, leave=False) as bar:
-                rec = self.run_one(spec, device=device, progress=bar)
+
+        def record(spec: RunSpec, rec: dict) -> None:
             runs = results["methods"][spec.method]["runs"]
             runs.append(rec)
             # Keep the planned order so that resumed and uninterrupted runs write the same file.
@@ -281,8 +277,68 @@ class Runner:
                                          if s.method == spec.method and s.matches(r)))
             self.write_results(results)
             log.info("%s: final accuracy %.3f", spec.label, rec["step_accuracy"][-1])
+
+        if cfg.runner.jobs_per_device > 1 and len(todo) > 1:
+            self._run_parallel(todo, device=device, record=record)
+        else:
+            n_steps = 1 + len(specs[0].order) if specs else 0
+            for k, spec in enumerate(todo, 1):
+                with tqdm(total=n_steps, desc=f"[{k}/{len(todo)}] {spec.label}", unit="exp",
+                          disable=not cfg.runner.progress, leave=False) as bar:
+                    rec = self.run_one(spec, device=device, progress=bar)
+                record(spec, rec)
         self.write_results(results)
         return self.load_results()
+
+
+    def _run_parallel(self, todo: list[RunSpec], *, device, record) -> None:
+        """``runner.jobs_per_device`` runs at once, each in its own spawned process.
+
+        Processes, not threads: random state, autocast and CUDA graphs are
+        per process. Shared basic models are trained first, here, so that no
+        two workers train the same one; workers return records and only this
+        process writes results (in plan order, so resume works unchanged).
+        """
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from tqdm import tqdm
+
+        import strategies
+
+        jobs = self.cfg.runner.jobs_per_device
+        if self.cfg.runner.share_basic:
+            for spec in todo:
+                if not strategies.entry(spec.method).offline:
+                    self.basic_state(spec, device=device)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init,
+                                 initargs=(type(self), self.cfg, self.run_dir, str(device), jobs)) as pool:
+            futures = {pool.submit(_worker_run, spec): spec for spec in todo}
+            with tqdm(total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time", unit="run",
+                      disable=not self.cfg.runner.progress, leave=False) as bar:
+                for fut in as_completed(futures):
+                    record(futures[fut], fut.result())
+                    bar.update(1)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)
+    _WORKER.update(runner=runner_cls(cfg, run_dir), device=dev)
+
+
+def _worker_run(spec: RunSpec) -> dict:
+    return _WORKER["runner"].run_one(spec, device=_WORKER["device"])
 
 
 def metrics_csv(results: dict) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from argparse import Namespace
-from pathlib import Path
 
 import pytest
 
@@ -179,3 +177,21 @@ def test_basic_experience_is_trained_once_and_shared_exactly(finished_run, tmp_p
     assert not (tmp_path / "u" / "basic").exists()
     a = res["methods"]["naive"]["runs"][0]["accuracy_matrix"][0][0]
     assert unshared["methods"]["naive"]["runs"][0]["accuracy_matrix"][0][0] == a
+
+
+def test_parallel_runs_write_the_same_results_file_shape(finished_run, tmp_path):
+    """runner.jobs_per_device > 1: runs in spawned processes, records written in plan order."""
+    _, out, args = finished_run
+    reference = json.loads((out / "results.json").read_text())
+    out2 = tmp_path / "par"
+    assert cfer(["run", "--out", str(out2), *sum((["--set", a] for a in args), []),
+                 "--set", "strategies.methods=[naive, joint]", "--set", "runner.jobs_per_device=2"]) == 0
+    res = json.loads((out2 / "results.json").read_text())
+    for m in ("naive", "joint"):
+        assert [r["order"] for r in res["methods"][m]["runs"]] == \
+            [r["order"] for r in reference["methods"][m]["runs"]]
+        # Step 0 of naive comes from the same shared basic model in both runs.
+    assert res["methods"]["naive"]["runs"][0]["accuracy_matrix"][0] == \
+        reference["methods"]["naive"]["runs"][0]["accuracy_matrix"][0]
+    with pytest.raises(ConfigError, match="jobs_per_device"):
+        load_config(None, ["runner.jobs_per_device=0"])
