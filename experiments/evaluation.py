@@ -33,12 +33,13 @@ def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
 
         tb = TensorboardLogger(tb_log_dir=str(log_dir / "tb"))
         loggers.append(tb)
-        closers.append(tb.close)
+        closers.append(tb.writer.close)  # (Avalanche's logger has no close of its own)
     if cfg.wandb:
         from avalanche.logging import WandBLogger
 
         wb = WandBLogger(project_name=cfg.wandb_project, run_name=str(log_dir))
         loggers.append(wb)
+        closers.append(wb.wandb.finish)
     collector = FERPredictionCollector()
     metrics = [
         accuracy_metrics(experience=True, stream=True),

@@ -195,3 +195,12 @@ def test_parallel_runs_write_the_same_results_file_shape(finished_run, tmp_path)
         reference["methods"]["naive"]["runs"][0]["accuracy_matrix"][0]
     with pytest.raises(ConfigError, match="jobs_per_device"):
         load_config(None, ["runner.jobs_per_device=0"])
+
+
+def test_tensorboard_logging_when_asked(tmp_path):
+    from experiments.runner import Runner
+
+    cfg = tiny_cfg(tmp_path, "strategies.methods=[naive]", "protocol.orders=1",
+                   "evaluation.tensorboard=true")
+    Runner(cfg, tmp_path / "tb").run()
+    assert list((tmp_path / "tb" / "logs" / "naive" / "order0_fold0_seed0" / "tb").glob("events.*"))
