@@ -41,3 +41,31 @@ def tiny_benchmark():
     ds, images = make_tiny_dataset()
     return compound_benchmark(ds, images=images, image_size=16, n_folds=3, seed=0,
                               class_order=list(ds.class_names[6:]))
+
+
+def tiny_naive(plugins, *, seed: int = 0, dropout: float = 0.0, train_mb_size: int = 4,
+               eval_mb_size: int = 16):
+    """A plain-Avalanche ``Naive`` on a flatten + linear net with an IncrementalClassifier
+    (6 initial units), as a user's own code would build it. Returns (strategy, model)."""
+    import torch
+    from torch import nn
+    from avalanche.models import IncrementalClassifier
+    from avalanche.training import Naive
+    from avalanche.training.determinism.rng_manager import RNGManager
+
+    class TinyNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [nn.Flatten(), nn.Linear(3 * 16 * 16, 16), nn.ReLU()]
+            self.features = nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
+            self.head = IncrementalClassifier(16, initial_out_features=6)
+
+        def forward(self, x):
+            return self.head(self.features(x))
+
+    RNGManager.set_random_seeds(seed)
+    model = TinyNet()
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+                     criterion=nn.CrossEntropyLoss(), train_mb_size=train_mb_size,
+                     eval_mb_size=eval_mb_size, train_epochs=1, plugins=plugins, evaluator=None)
+    return strategy, model

@@ -8,23 +8,11 @@ import math
 import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from torch import nn
 
 from plugins.distillation import BasicDistillationPlugin, distillation_loss, gamma_at
+from tests.conftest import tiny_naive
 
 pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
-
-
-class TinyNet(nn.Module):
-    def __init__(self):
-        from avalanche.models import IncrementalClassifier
-
-        super().__init__()
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 16), nn.ReLU())
-        self.head = IncrementalClassifier(16, initial_out_features=6)
-
-    def forward(self, x):
-        return self.head(self.features(x))
 
 
 class Recorder(SupervisedPlugin):
@@ -41,15 +29,7 @@ class Recorder(SupervisedPlugin):
 
 
 def _strategy(plugins, seed=0):
-    from avalanche.training import Naive
-    from avalanche.training.determinism.rng_manager import RNGManager
-
-    RNGManager.set_random_seeds(seed)
-    model = TinyNet()
-    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
-                     criterion=nn.CrossEntropyLoss(), train_mb_size=4, eval_mb_size=16,
-                     train_epochs=1, plugins=plugins, evaluator=None)
-    return strategy, model
+    return tiny_naive(plugins, seed=seed)
 
 
 def _ce_soft(p_rows, q_logit_rows, temperature):

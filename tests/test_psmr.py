@@ -18,7 +18,7 @@ from plugins.selection import (
     PredictiveSortingSelection,
     selection_strategy,
 )
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, tiny_naive
 
 pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
 
@@ -40,19 +40,6 @@ def bench():
                               train_transform=lambda x: to_float(x).flip(-1))
 
 
-class TinyNet(nn.Module):
-    def __init__(self):
-        from avalanche.models import IncrementalClassifier
-
-        super().__init__()
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 16), nn.ReLU(),
-                                      nn.Dropout(0.2))
-        self.head = IncrementalClassifier(16, initial_out_features=6)
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
 class SeenData(SupervisedPlugin):
     """Records the training set size and the first mini-batch of every experience."""
 
@@ -70,15 +57,7 @@ class SeenData(SupervisedPlugin):
 
 
 def _strategy(plugins, seed=0):
-    from avalanche.training import Naive
-    from avalanche.training.determinism.rng_manager import RNGManager
-
-    RNGManager.set_random_seeds(seed)
-    model = TinyNet()
-    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
-                     criterion=nn.CrossEntropyLoss(), train_mb_size=8, eval_mb_size=7,
-                     train_epochs=1, plugins=plugins, evaluator=None)
-    return strategy, model
+    return tiny_naive(plugins, seed=seed, dropout=0.2, train_mb_size=8, eval_mb_size=7)
 
 
 def _true_class_probs(model, dataset, n_seen):
