@@ -478,17 +478,11 @@ class FSCILRunner(Runner):
         rec.update(fscil_fields(rec))
         return rec
 
-    def write_results(self, results: dict) -> None:
-        # As Runner.write_results, plus each method's ``fscil_summary`` and the FSCIL
-        # per-session fields in metrics.csv.
-        from experiments.runner import metrics_csv
+    def method_block(self, runs: list[dict]) -> dict:
+        return {**super().method_block(runs), "fscil_summary": fscil_summary(runs)}
 
-        done = {"methods": {m: {"runs": b["runs"], "summary": M.summarize_runs(b["runs"]),
-                                "fscil_summary": fscil_summary(b["runs"])}
-                            for m, b in results["methods"].items() if b["runs"]}}
-        out = {**results, **done}
-        atomic_write_json(self.run_dir / RESULTS, out)
-        atomic_write_text(self.run_dir / "metrics.csv", metrics_csv(out) + fscil_csv_lines(out))
+    def metrics_csv(self, results: dict) -> str:
+        return super().metrics_csv(results) + fscil_csv_lines(results)
 
 
 def fscil_csv_lines(results: Mapping) -> str:

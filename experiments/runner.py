@@ -121,14 +121,21 @@ class Runner:
             raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
     def write_results(self, results: dict) -> None:
-        from plugins.metrics import summarize_runs
-
         # Methods with no finished run yet are left out until they have one.
-        done = {"methods": {m: {"runs": b["runs"], "summary": summarize_runs(b["runs"])}
+        done = {"methods": {m: self.method_block(b["runs"])
                             for m, b in results["methods"].items() if b["runs"]}}
         out = {**results, **done}
         atomic_write_json(self.run_dir / RESULTS, out)
-        atomic_write_text(self.run_dir / "metrics.csv", metrics_csv(out))
+        atomic_write_text(self.run_dir / "metrics.csv", self.metrics_csv(out))
+
+    def method_block(self, runs: list[dict]) -> dict:
+        """A method's entry of results.json: its runs and their summary."""
+        from plugins.metrics import summarize_runs
+
+        return {"runs": runs, "summary": summarize_runs(runs)}
+
+    def metrics_csv(self, results: dict) -> str:
+        return metrics_csv(results)
 
     # -- one run -----------------------------------------------------------------------------
     def _strategy(self, spec: RunSpec, bm, model, *, device, log_dir: Path, plugins=()):
