@@ -33,6 +33,7 @@ from experiments.config import ExperimentConfig
 from experiments.io import atomic_write_json, atomic_write_text
 from experiments.runner import RESULTS, Runner, resolve_device
 from plugins import metrics as M
+from plugins.metrics import fewshot_scores, harmonic_mean  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -44,49 +45,7 @@ FSCIL_METRICS: tuple[str, ...] = ("performance_drop", "final_base_accuracy", "fi
                                   "final_harmonic_mean", "average_harmonic_mean")
 
 
-# --------------------------------------------------------------------------- metrics (pure)
-
-def harmonic_mean(a: float, b: float) -> float:
-    """``2ab / (a + b)``; 0 when both are 0; NaN when either is undefined."""
-    a, b = float(a), float(b)
-    if math.isnan(a) or math.isnan(b):
-        return math.nan
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
-
-
-def fewshot_scores(y_true, y_pred, *, n_basic: int, new_class: int) -> dict[str, float]:
-    """The few-shot metrics of one step from test predictions.
-
-    Args:
-        y_true, y_pred: class ids of the test images of the basic classes
-            (ids ``< n_basic``) and of the new class ``new_class``; other
-            images are ignored.
-        n_basic: number of basic classes.
-        new_class: id of the class added by the few-shot step.
-
-    Returns:
-        ``new_recall`` (share of the new class's images predicted as it: the
-        paper's figure), ``basic_accuracy`` (accuracy on the basic classes'
-        images), ``all_accuracy`` (on basic and new images together,
-        sample-weighted), ``harmonic_mean`` (of basic accuracy and new
-        recall), and ``basic_as_new`` (share of basic images predicted as the
-        new class).
-    """
-    t, p = np.asarray(y_true), np.asarray(y_pred)
-    if t.shape != p.shape or t.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D and equally long, got {t.shape} and {p.shape}")
-    new, basic = t == new_class, t < n_basic
-    if not new.any():
-        raise ValueError(f"no test images of the new class (id {new_class})")
-    if not basic.any():
-        raise ValueError(f"no test images of the basic classes (ids 0..{n_basic - 1})")
-    both = new | basic
-    new_recall = M.accuracy(t[new], p[new])
-    basic_acc = M.accuracy(t[basic], p[basic])
-    return {"new_recall": new_recall, "all_accuracy": M.accuracy(t[both], p[both]),
-            "basic_accuracy": basic_acc, "harmonic_mean": harmonic_mean(basic_acc, new_recall),
-            "basic_as_new": float(np.mean(p[basic] == new_class))}
-
+# --------------------------------------------------------------------------- summaries (pure)
 
 def summarize_fewshot(records: Sequence[Mapping]) -> dict[str, dict[str, dict]]:
     """``{"<n>": {metric: {"mean", "std", "n"}}}`` over classes, seeds and folds, per shot count

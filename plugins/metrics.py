@@ -370,3 +370,47 @@ def summarize_runs(runs: Sequence[Mapping]) -> dict:
         except ValueError as e:
             raise ValueError(f"runs[{k}]: {e}") from None
     return {m: mean_std(r[m] for r in per_run) for m in SUMMARY_METRICS}
+
+
+# -- few-shot ---------------------------------------------------------------------------------
+
+def harmonic_mean(a: float, b: float) -> float:
+    """``2ab / (a + b)``; 0 when both are 0; NaN when either is undefined."""
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def fewshot_scores(y_true, y_pred, *, n_basic: int, new_class: int) -> dict[str, float]:
+    """The few-shot metrics of one step from test predictions.
+
+    Args:
+        y_true, y_pred: class ids of the test images of the basic classes
+            (ids ``< n_basic``) and of the new class ``new_class``; other
+            images are ignored.
+        n_basic: number of basic classes.
+        new_class: id of the class added by the few-shot step.
+
+    Returns:
+        ``new_recall`` (share of the new class's images predicted as it: the
+        paper's figure), ``basic_accuracy`` (accuracy on the basic classes'
+        images), ``all_accuracy`` (on basic and new images together,
+        sample-weighted), ``harmonic_mean`` (of basic accuracy and new
+        recall), and ``basic_as_new`` (share of basic images predicted as the
+        new class).
+    """
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape or t.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D and equally long, got {t.shape} and {p.shape}")
+    new, basic = t == new_class, t < n_basic
+    if not new.any():
+        raise ValueError(f"no test images of the new class (id {new_class})")
+    if not basic.any():
+        raise ValueError(f"no test images of the basic classes (ids 0..{n_basic - 1})")
+    both = new | basic
+    new_recall = accuracy(t[new], p[new])
+    basic_acc = accuracy(t[basic], p[basic])
+    return {"new_recall": new_recall, "all_accuracy": accuracy(t[both], p[both]),
+            "basic_accuracy": basic_acc, "harmonic_mean": harmonic_mean(basic_acc, new_recall),
+            "basic_as_new": float(np.mean(p[basic] == new_class))}
