@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from experiments.configio import ConfigError, overlay, parse_override, read_yaml, to_dict
-from plugins.fast_data import FastDataConfig
+from plugins.fast_data_config import FastDataConfig
 from strategies.config import StrategyConfig
 from strategies.models import ModelConfig
 
