@@ -1,7 +1,7 @@
 """Reader for the CFEE layout: ``<root>/<group>/Images<k>/EE_SSS_NNNN.jpg``.
 
 EE is the emotion id (CFEE's numbering: 01 neutral, 02-07 basic, 08-22
-compound, see :data:`benchmarks.taxonomy.CFEE_IDS`), SSS the subject id and
+compound, see :data:`cfer.benchmarks.taxonomy.CFEE_IDS`), SSS the subject id and
 NNNN a running number. The built-in synthetic set is written in this layout,
 so this reader is exercised by every run.
 """
@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
-from benchmarks.dataset import FaceDataset
-from benchmarks.taxonomy import CFEE_IDS, NEUTRAL, check_class
+from cfer.benchmarks.dataset import FaceDataset
+from cfer.benchmarks.taxonomy import CFEE_IDS, NEUTRAL, check_class
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _NAME = re.compile(r"^(\d{2})_(\d{3})_(\d{4})$")

@@ -2,7 +2,7 @@
 
 It is a plain description of an image collection (paths, labels, subjects,
 an optional official partition); images are decoded later, once, through the
-cache in :mod:`benchmarks.cache`.
+cache in :mod:`cfer.benchmarks.cache`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.taxonomy import check_class
+from cfer.benchmarks.taxonomy import check_class
 
 #: Names of the official partitions a data set may carry.
 PARTITIONS = ("train", "valid", "test")
@@ -27,7 +27,7 @@ class FaceDataset:
     Attributes:
         paths: image file per entry.
         labels: class index per entry, into ``class_names``.
-        class_names: taxonomy names (see :mod:`benchmarks.taxonomy`).
+        class_names: taxonomy names (see :mod:`cfer.benchmarks.taxonomy`).
         subjects: subject id per entry, or ``None`` when the data set has none.
         partition: official split per entry (``"train"``, ``"valid"``,
             ``"test"``), or ``None`` when splits are made by subject folds.

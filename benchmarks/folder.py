@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from benchmarks.dataset import FaceDataset
-from benchmarks.taxonomy import BASIC, COMPONENTS, NEUTRAL, check_class
+from cfer.benchmarks.dataset import FaceDataset
+from cfer.benchmarks.taxonomy import BASIC, COMPONENTS, NEUTRAL, check_class
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from typing import Mapping
 
 import numpy as np
 
-from benchmarks.dataset import FaceDataset, concat
-from benchmarks.rafdb import (
+from cfer.benchmarks.dataset import FaceDataset, concat
+from cfer.benchmarks.rafdb import (
     VARIANTS, check_images, image_file_name, load_rafdb, map_value, ordered_classes, read_list_file,
 )
-from benchmarks.splits import stratified_holdout
+from cfer.benchmarks.splits import stratified_holdout
 
 #: RAF-CE labels (0-based) -> taxonomy names, as on the download page.
 RAFCE_LABELS: Mapping[int, str] = dict(enumerate((

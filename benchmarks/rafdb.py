@@ -20,8 +20,8 @@ import logging
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
-from benchmarks.dataset import FaceDataset, concat
-from benchmarks.taxonomy import ALL_CLASSES, NEUTRAL
+from cfer.benchmarks.dataset import FaceDataset, concat
+from cfer.benchmarks.taxonomy import ALL_CLASSES, NEUTRAL
 
 log = logging.getLogger(__name__)
 

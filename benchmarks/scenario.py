@@ -17,9 +17,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from benchmarks.dataset import FaceDataset
-from benchmarks.splits import seeded_order, stratified_holdout, subject_folds
-from benchmarks.taxonomy import BASIC, NEUTRAL, components, is_compound
+from cfer.benchmarks.dataset import FaceDataset
+from cfer.benchmarks.splits import seeded_order, stratified_holdout, subject_folds
+from cfer.benchmarks.taxonomy import BASIC, NEUTRAL, components, is_compound
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,8 @@ def compound_benchmark(
     from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
     from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
 
-    from benchmarks import transforms as T
-    from benchmarks.cache import load_images
+    from cfer.benchmarks import transforms as T
+    from cfer.benchmarks.cache import load_images
 
     basic = [c for c in BASIC if c in dataset.class_names]
     if NEUTRAL in dataset.class_names:

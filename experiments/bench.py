@@ -8,8 +8,8 @@ size x precision x compile mode) times:
     model, optimizer, autocast, layout and compiled parts as ours);
 (b) ``stock``: Avalanche's ``Naive`` through its own DataLoader, fp32 (stock
     Avalanche has no mixed precision), per-item torchvision transforms;
-(c) ``ours``: the same ``Naive`` with :mod:`plugins.precision` and
-    :mod:`plugins.fast_data` enabled, as the strategy registry enables them;
+(c) ``ours``: the same ``Naive`` with :mod:`cfer.plugins.precision` and
+    :mod:`cfer.plugins.fast_data` enabled, as the strategy registry enables them;
 (d) ``rank``: exemplar ranking (predictive sorting: inference over the
     training set) with the strategy of (c).
 
@@ -56,7 +56,7 @@ class BenchConfig:
     stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
 
     def __post_init__(self) -> None:
-        from plugins.precision import PrecisionConfig
+        from cfer.plugins.precision import PrecisionConfig
 
         if self.images < 64 or self.image_size < 16 or self.epochs < 1:
             raise ValueError("bench: need images >= 64, image_size >= 16 and epochs >= 1")
@@ -79,9 +79,9 @@ def default_config(device: str) -> BenchConfig:
 def synthetic_benchmark(cfg: BenchConfig, *, transform):
     """Random uint8 images as a ``compound_benchmark``: experience 0 holds ``cfg.images``
     training images of the six basic classes (an official train/test partition)."""
-    from benchmarks import compound_benchmark
-    from benchmarks.dataset import FaceDataset
-    from benchmarks.taxonomy import BASIC, CFEE_COMPOUND
+    from cfer.benchmarks import compound_benchmark
+    from cfer.benchmarks.dataset import FaceDataset
+    from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND
 
     names = tuple(BASIC) + (CFEE_COMPOUND[0],)
     n_test = 4  # per class; every class needs train and test images
@@ -131,7 +131,7 @@ class _EpochTimer:
 def _model(cfg: BenchConfig, device):
     from avalanche.training.determinism.rng_manager import RNGManager
 
-    from strategies.models import ModelConfig, build_model
+    from cfer.strategies.models import ModelConfig, build_model
 
     RNGManager.set_random_seeds(cfg.seed)
     return build_model(ModelConfig(name=cfg.model, image_size=cfg.image_size), n_classes=6).to(device)
@@ -143,8 +143,8 @@ class BareLoop:
     def __init__(self, cfg: BenchConfig, bm, *, batch_size: int, precision: str, compile_mode: str, device):
         import torch
 
-        from plugins.fast_data import DeviceTransform, item_table
-        from plugins.precision import PrecisionConfig, compile_model
+        from cfer.plugins.fast_data import DeviceTransform, item_table
+        from cfer.plugins.precision import PrecisionConfig, compile_model
 
         self.cfg, self.batch_size, self.device = cfg, batch_size, device
         self.pcfg = PrecisionConfig(precision=precision, channels_last=cfg.channels_last,
@@ -200,8 +200,8 @@ class NaivePath:
         from avalanche.training import Naive
         from avalanche.training.plugins import EvaluationPlugin
 
-        from plugins import fast_data
-        from plugins import precision as prec
+        from cfer.plugins import fast_data
+        from cfer.plugins import precision as prec
 
         timer = self.timer = _EpochTimer(device)
 
@@ -233,7 +233,7 @@ class NaivePath:
 
     def rank_images_per_second(self, *, repeats: int = 2) -> float:
         """(d) predictive-sorting exemplar ranking of the experience's training set."""
-        from plugins.selection import PredictiveSortingSelection
+        from cfer.plugins.selection import PredictiveSortingSelection
 
         data, selection, times = self.experience.dataset, PredictiveSortingSelection(), []
         for _ in range(1 + repeats):  # the first call warms up (eval-mode graphs, autotuning)
@@ -308,7 +308,7 @@ def run_bench(cfg: BenchConfig, *, progress=print) -> list[dict]:
 
     import torch
 
-    from benchmarks.transforms import train_transform
+    from cfer.benchmarks.transforms import train_transform
 
     device = torch.device(cfg.device)
     if device.type == "cuda":

@@ -18,7 +18,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--subjects", type=int, default=230, help="number of subjects (default 230, as CFEE)")
     p.add_argument("--size", type=int, default=96, help="image side in pixels (>= 64, default 96)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    p.set_defaults(handler="benchmarks.synthfaces:cli_synth")
+    p.set_defaults(handler="cfer.benchmarks.synthfaces:cli_synth")
 
 
 def _add_run(sub) -> None:
@@ -29,7 +29,7 @@ def _add_run(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run in RUN_DIR with its saved config")
-    p.set_defaults(handler="experiments.runner:cli_run")
+    p.set_defaults(handler="cfer.experiments.runner:cli_run")
 
 
 def _add_prepare(sub) -> None:
@@ -39,20 +39,20 @@ def _add_prepare(sub) -> None:
     p.add_argument("--out", default=None, help="where to write the cropped copy (default: ROOT_cropped)")
     p.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
     p.add_argument("--margin", type=float, default=0.2, help="margin around the face box (fraction)")
-    p.set_defaults(handler="benchmarks.prepare:cli_prepare")
+    p.set_defaults(handler="cfer.benchmarks.prepare:cli_prepare")
 
 
 def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="rebuild plots and report.md of a run from its results.json")
     p.add_argument("run_dir")
-    p.set_defaults(handler="experiments.report:cli_plot")
+    p.set_defaults(handler="cfer.experiments.report:cli_plot")
 
 
 def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="one table of summary metrics across run directories")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", default=None, help="also write the table to this markdown/CSV file")
-    p.set_defaults(handler="experiments.report:cli_compare")
+    p.set_defaults(handler="cfer.experiments.report:cli_compare")
 
 
 def _add_bench(sub) -> None:
@@ -65,7 +65,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--compile", action="append", default=None, dest="compiles",
                    choices=["false", "default", "reduce-overhead"])
     p.add_argument("--json", default=None, dest="json_out", help="also write the table as JSON records")
-    p.set_defaults(handler="experiments.bench:cli_bench")
+    p.set_defaults(handler="cfer.experiments.bench:cli_bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """The experiment config: one typed dataclass per section, YAML overlays it.
 
 Sections: dataset, benchmark, model, training (the strategy hyperparameters,
-:class:`strategies.config.StrategyConfig`), strategies (which methods, with
+:class:`cfer.strategies.config.StrategyConfig`), strategies (which methods, with
 per-method overrides), protocol (orders, folds, seeds, paper | heldout),
 evaluation, output, runner.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from experiments.configio import ConfigError, overlay, parse_override, read_yaml, to_dict
-from plugins.fast_data_config import FastDataConfig
-from strategies.config import StrategyConfig
-from strategies.models import ModelConfig
+from cfer.experiments.configio import ConfigError, overlay, parse_override, read_yaml, to_dict
+from cfer.plugins.fast_data_config import FastDataConfig
+from cfer.strategies.config import StrategyConfig
+from cfer.strategies.models import ModelConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -165,7 +165,7 @@ class ExperimentConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
     def validate(self, *, where: str) -> None:
-        from strategies import available
+        from cfer.strategies import available
 
         known = available()
         for m in self.strategies.methods:
@@ -216,6 +216,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
 def save_config(cfg: ExperimentConfig, path: Path) -> None:
     import yaml
 
-    from experiments.io import atomic_write_text
+    from cfer.experiments.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

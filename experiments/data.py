@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.dataset import FaceDataset
-from experiments.config import DatasetConfig
+from cfer.benchmarks.dataset import FaceDataset
+from cfer.experiments.config import DatasetConfig
 
 log = logging.getLogger(__name__)
 
@@ -16,25 +16,25 @@ log = logging.getLogger(__name__)
 def read_dataset(cfg: DatasetConfig) -> FaceDataset:
     """The data set named by ``dataset.kind`` (one key switches data sets)."""
     if cfg.kind == "synthetic":
-        from benchmarks.synthfaces import synthetic
+        from cfer.benchmarks.synthfaces import synthetic
 
         return synthetic(root=cfg.root, subjects=cfg.subjects, size=cfg.size, seed=cfg.seed)
     if cfg.kind == "cfee":
-        from benchmarks.cfee import load_cfee
+        from cfer.benchmarks.cfee import load_cfee
 
         return load_cfee(cfg.root, include_neutral=cfg.include_neutral)
     if cfg.kind == "rafdb":
-        from benchmarks.rafdb import load_rafdb_stream
+        from cfer.benchmarks.rafdb import load_rafdb_stream
 
         return load_rafdb_stream(cfg.root, skip_missing=cfg.skip_missing,
                                  include_neutral=cfg.include_neutral, variant=cfg.variant)
     if cfg.kind == "rafce":
-        from benchmarks.rafce import load_rafce_stream
+        from cfer.benchmarks.rafce import load_rafce_stream
 
         return load_rafce_stream(cfg.root, rafdb_root=cfg.rafdb_root, skip_missing=cfg.skip_missing,
                                  include_neutral=cfg.include_neutral, variant=cfg.variant)
     if cfg.kind == "folder":
-        from benchmarks.folder import load_folder
+        from cfer.benchmarks.folder import load_folder
 
         return load_folder(cfg.root, cfg.spec)
     raise ValueError(f"dataset.kind: unknown kind {cfg.kind!r}")
@@ -50,7 +50,7 @@ class DecodedDataset:
 
 
 def decode(dataset: FaceDataset, *, image_size: int, cache_dir: str | None) -> DecodedDataset:
-    from benchmarks.cache import load_images
+    from cfer.benchmarks.cache import load_images
 
     dec = load_images(dataset.paths, size=image_size, cache_dir=cache_dir)
     for path, why in dec.failed:

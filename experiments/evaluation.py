@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.config import EvaluationConfig
+from cfer.experiments.config import EvaluationConfig
 
 
 def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
@@ -19,8 +19,8 @@ def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
     from avalanche.logging import CSVLogger, TextLogger
     from avalanche.training.plugins import EvaluationPlugin
 
-    from plugins.fer_metrics import FERPredictionCollector, fer_metrics
-    from plugins.stream_filter import OnlyStream
+    from cfer.plugins.fer_metrics import FERPredictionCollector, fer_metrics
+    from cfer.plugins.stream_filter import OnlyStream
 
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -29,11 +29,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from experiments.config import ExperimentConfig
-from experiments.io import atomic_write_json, atomic_write_text
-from experiments.runner import RESULTS, Runner, resolve_device
-from plugins import metrics as M
-from plugins.metrics import fewshot_scores, harmonic_mean  # noqa: F401  (re-exported)
+from cfer.experiments.config import ExperimentConfig
+from cfer.experiments.io import atomic_write_json, atomic_write_text
+from cfer.experiments.runner import RESULTS, Runner, resolve_device
+from cfer.plugins import metrics as M
+from cfer.plugins.metrics import fewshot_scores, harmonic_mean  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class FewShotSpec:
 def fewshot_classes(cfg: ExperimentConfig, class_names: Sequence[str]) -> list[str]:
     """The compound classes to add: ``fewshot.classes``, else ``benchmark.compounds``, else all
     compound classes of the data set (in its order)."""
-    from benchmarks.taxonomy import is_compound
+    from cfer.benchmarks.taxonomy import is_compound
 
     present = [c for c in class_names if is_compound(c)]
     for key, chosen in (("fewshot.classes", cfg.fewshot.classes),
@@ -158,8 +158,7 @@ def plan_fewshot(cfg: ExperimentConfig, class_names: Sequence[str]) -> list[FewS
 
 def fewshot_method(cfg: ExperimentConfig) -> str:
     """The one method the paper protocol runs (``strategies.methods`` must name one)."""
-    import strategies
-
+    from cfer import strategies
     methods = list(cfg.strategies.methods)
     if len(methods) != 1:
         raise ValueError(f"strategies.methods: phase fewshot runs one method, got {methods} "
@@ -178,8 +177,8 @@ def build_fewshot_benchmark(runner: Runner, *, order: Sequence[str], fold: int, 
     splits (``shots`` images per compound class, drawn with ``seed``)."""
     import dataclasses
 
-    from benchmarks import compound_benchmark
-    from benchmarks.transforms import AugmentConfig, train_transform
+    from cfer.benchmarks import compound_benchmark
+    from cfer.benchmarks.transforms import AugmentConfig, train_transform
 
     cfg, d = runner.cfg, runner.data()
     aug = AugmentConfig(**dataclasses.asdict(cfg.benchmark.augment))
@@ -191,7 +190,7 @@ def build_fewshot_benchmark(runner: Runner, *, order: Sequence[str], fold: int, 
 
 
 def primer_plugin():
-    from plugins.primer import PrimerPlugin
+    from cfer.plugins.primer import PrimerPlugin
 
     return PrimerPlugin()
 
@@ -207,7 +206,7 @@ def _state_to_cpu(model) -> dict:
 def _save_torch_atomic(obj, path: Path) -> None:
     import torch
 
-    from experiments.io import atomic_write_bytes
+    from cfer.experiments.io import atomic_write_bytes
 
     atomic_write_bytes(path, lambda f: torch.save(obj, f))
 
@@ -231,9 +230,8 @@ class FewShotRunner(Runner):
         return bm.valid_stream if self.cfg.protocol.name == "heldout" else bm.test_stream
 
     def _strategy(self, bm, model, *, log_dir: Path, device, plugins=()):
-        import strategies
-
-        from experiments.evaluation import build_evaluator
+        from cfer import strategies
+        from cfer.experiments.evaluation import build_evaluator
 
         evaluator, collector, closers = build_evaluator(self.cfg.evaluation, info=bm.info, log_dir=log_dir)
         strategy = strategies.build(self.method, model=model, benchmark=bm,
@@ -261,8 +259,8 @@ class FewShotRunner(Runner):
             return saved
         from avalanche.training.determinism.rng_manager import RNGManager
 
-        from plugins.throughput import ThroughputPlugin
-        from strategies.models import build_model
+        from cfer.plugins.throughput import ThroughputPlugin
+        from cfer.strategies.models import build_model
 
         RNGManager.set_random_seeds(seed)
         bm = build_fewshot_benchmark(self, order=[first_class], fold=fold, seed=seed, shots=None)
@@ -290,8 +288,8 @@ class FewShotRunner(Runner):
     def run_one(self, spec: FewShotSpec, *, basic_state: Mapping, device, progress=None) -> dict:
         from avalanche.training.determinism.rng_manager import RNGManager
 
-        from plugins.throughput import ThroughputPlugin
-        from strategies.models import build_model
+        from cfer.plugins.throughput import ThroughputPlugin
+        from cfer.strategies.models import build_model
 
         cfg = self.cfg
         RNGManager.set_random_seeds(spec.seed)
@@ -344,8 +342,8 @@ class FewShotRunner(Runner):
     def run(self, *, resume: bool = False) -> dict:
         from tqdm import tqdm
 
-        from experiments.config import save_config
-        from experiments.configio import to_dict
+        from cfer.experiments.config import save_config
+        from cfer.experiments.configio import to_dict
 
         cfg = self.cfg
         method = self.method

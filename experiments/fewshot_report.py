@@ -16,9 +16,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from experiments.plots import (PlotConfig, _band, _figure, _percent_axis, _save, _stack, _step_axis,
+from cfer.experiments.plots import (PlotConfig, _band, _figure, _percent_axis, _save, _stack, _step_axis,
                                mean_spread, slug)
-from experiments.report import _markdown, format_cell, write_text_atomic
+from cfer.experiments.report import _markdown, format_cell, write_text_atomic
 
 #: Column headers of the few-shot metrics (keys of experiments.fewshot.FEWSHOT_METRICS).
 FEWSHOT_HEADERS: dict[str, str] = {
@@ -50,7 +50,7 @@ FSCIL_HEADERS: dict[str, str] = {
 
 def check_fewshot(results: Mapping, *, where: str = "results.json") -> Mapping:
     """The ``fewshot`` block of ``results``, checked (one-line ValueError naming the key)."""
-    from experiments.fewshot import FEWSHOT_METRICS, summarize_fewshot
+    from cfer.experiments.fewshot import FEWSHOT_METRICS, summarize_fewshot
 
     block = results.get("fewshot")
     if not isinstance(block, dict):
@@ -92,7 +92,7 @@ def _shot_rows(block: Mapping, *, with_n: bool) -> list[list[str]]:
 
 def format_fewshot_table(results: Mapping) -> str:
     """Shots x few-shot metrics as a text table (percent, mean ± std)."""
-    from experiments.report import _aligned
+    from cfer.experiments.report import _aligned
 
     block = check_fewshot(results)
     header = ["shots n"] + list(FEWSHOT_HEADERS.values())
@@ -102,7 +102,7 @@ def format_fewshot_table(results: Mapping) -> str:
 
 
 def _per_class_rows(block: Mapping) -> list[list[str]]:
-    from plugins.metrics import mean_std
+    from cfer.plugins.metrics import mean_std
 
     shots = [int(n) for n in block["summary"]]
     classes = list(dict.fromkeys(r["class"] for r in block["records"]))
@@ -147,7 +147,7 @@ def metrics_vs_shots(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
 
 def per_class_heatmap(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
     """Classes x n: new-class recall (the paper's figure) beside the harmonic mean."""
-    from plugins.metrics import mean_std
+    from cfer.plugins.metrics import mean_std
 
     shots = [int(n) for n in block["summary"]]
     classes = list(dict.fromkeys(r["class"] for r in block["records"]))
@@ -213,7 +213,7 @@ def render_fewshot_report(results: Mapping, plots: Sequence[Path], run_dir: Path
               f"{', '.join(block['summary'])}; folds {folds}; seeds {seeds}", ""]
     basics = block.get("basic_models") or []
     if basics:
-        from plugins.metrics import mean_std
+        from cfer.plugins.metrics import mean_std
 
         stat = mean_std(b["basic_accuracy"] for b in basics)
         lines += [f"Basic model before any few-shot step: basic-class test accuracy "
@@ -246,7 +246,7 @@ def write_fewshot_report(run_dir: str | Path, results: Mapping | None = None, *,
 def fscil_section(results: Mapping, run_dir: str | Path, plot_config: PlotConfig | None = None) -> str:
     """Markdown for FSCIL runs (empty when no method's runs carry the FSCIL fields);
     draws ``plots/fscil_<method>.png``."""
-    from experiments.fewshot import FSCIL_METRICS, fscil_summary
+    from cfer.experiments.fewshot import FSCIL_METRICS, fscil_summary
 
     run_dir = Path(run_dir)
     cfg = plot_config or PlotConfig()

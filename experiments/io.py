@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.cache import atomic_write_bytes
+from cfer.benchmarks.cache import atomic_write_bytes
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
 

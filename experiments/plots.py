@@ -34,7 +34,7 @@ class PlotConfig:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file + rename)."""
-    from experiments.io import atomic_write_bytes as write_atomic
+    from cfer.experiments.io import atomic_write_bytes as write_atomic
 
     write_atomic(path, lambda f: f.write(data))
     return Path(path)

@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from plugins import metrics as M
-from experiments.plots import PlotConfig, atomic_write_bytes, plot_all, slug
+from cfer.plugins import metrics as M
+from cfer.experiments.plots import PlotConfig, atomic_write_bytes, plot_all, slug
 
 #: Column headers of the summary metrics (same order as metrics.SUMMARY_METRICS).
 HEADERS: dict[str, str] = {
@@ -62,7 +62,7 @@ def load_results(run_dir: str | Path) -> dict:
     if not isinstance(results, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
     if "fewshot" in results and not results.get("methods"):  # phase: fewshot
-        from experiments.fewshot_report import check_fewshot
+        from cfer.experiments.fewshot_report import check_fewshot
 
         check_fewshot(results, where=str(path))
         return results
@@ -132,7 +132,7 @@ def format_summary_table(results: Mapping) -> str:
     A metric defined on fewer runs than the method has shows its own count.
     """
     if "fewshot" in results and not results.get("methods"):  # phase: fewshot
-        from experiments.fewshot_report import format_fewshot_table
+        from cfer.experiments.fewshot_report import format_fewshot_table
 
         return format_fewshot_table(results)
     header = ["method", "runs"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
@@ -239,7 +239,7 @@ def render_report(results: Mapping, plots: Mapping[str, list[Path]], run_dir: Pa
 
 def write_report(run_dir: str | Path, *, plot_config: PlotConfig | None = None) -> Path:
     """Read ``run_dir/results.json``; (re)write ``plots/*.png`` and ``report.md``. Returns report.md."""
-    from experiments.fewshot_report import fscil_section, write_fewshot_report
+    from cfer.experiments.fewshot_report import fscil_section, write_fewshot_report
 
     run_dir = Path(run_dir)
     results = load_results(run_dir)

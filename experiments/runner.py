@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.config import ExperimentConfig, load_config, save_config
-from experiments.configio import to_dict
-from experiments.io import atomic_write_json, atomic_write_text
+from cfer.experiments.config import ExperimentConfig, load_config, save_config
+from cfer.experiments.configio import to_dict
+from cfer.experiments.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class RunSpec:
 
 def plan_runs(cfg: ExperimentConfig, class_names: tuple[str, ...]) -> list[RunSpec]:
     """All runs of a config, in a fixed order (method-major)."""
-    from benchmarks.splits import seeded_order
-    from benchmarks.taxonomy import is_compound
+    from cfer.benchmarks.splits import seeded_order
+    from cfer.benchmarks.taxonomy import is_compound
 
     compounds = [c for c in class_names if is_compound(c)]
     if cfg.benchmark.compounds is not None:
@@ -91,7 +91,7 @@ class Runner:
     # -- data --------------------------------------------------------------------------------
     def data(self):
         if self._data is None:
-            from experiments.data import decode, read_dataset
+            from cfer.experiments.data import decode, read_dataset
 
             ds = read_dataset(self.cfg.dataset)
             self._data = decode(ds, image_size=self.cfg.benchmark.image_size,
@@ -99,8 +99,8 @@ class Runner:
         return self._data
 
     def benchmark(self, spec: RunSpec):
-        from benchmarks import compound_benchmark
-        from benchmarks.transforms import AugmentConfig, train_transform
+        from cfer.benchmarks import compound_benchmark
+        from cfer.benchmarks.transforms import AugmentConfig, train_transform
 
         d = self.data()
         aug = AugmentConfig(**dataclasses.asdict(self.cfg.benchmark.augment))
@@ -130,7 +130,7 @@ class Runner:
 
     def method_block(self, runs: list[dict]) -> dict:
         """A method's entry of results.json: its runs and their summary."""
-        from plugins.metrics import summarize_runs
+        from cfer.plugins.metrics import summarize_runs
 
         return {"runs": runs, "summary": summarize_runs(runs)}
 
@@ -139,9 +139,8 @@ class Runner:
 
     # -- one run -----------------------------------------------------------------------------
     def _strategy(self, spec: RunSpec, bm, model, *, device, log_dir: Path, plugins=()):
-        import strategies
-
-        from experiments.evaluation import build_evaluator
+        from cfer import strategies
+        from cfer.experiments.evaluation import build_evaluator
 
         evaluator, collector, closers = build_evaluator(self.cfg.evaluation, info=bm.info, log_dir=log_dir)
         strategy = strategies.build(spec.method, model=model, benchmark=bm,
@@ -164,9 +163,9 @@ class Runner:
         import torch
         from avalanche.training.determinism.rng_manager import RNGManager
 
-        from experiments.io import atomic_write_bytes
-        from plugins.throughput import ThroughputPlugin
-        from strategies.models import build_model
+        from cfer.experiments.io import atomic_write_bytes
+        from cfer.plugins.throughput import ThroughputPlugin
+        from cfer.strategies.models import build_model
 
         path = self.basic_path(spec)
         if path.is_file():
@@ -194,10 +193,10 @@ class Runner:
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from avalanche.training.determinism.rng_manager import RNGManager
 
-        import strategies
-        from plugins.primer import PrimerPlugin
-        from plugins.throughput import ThroughputPlugin
-        from strategies.models import build_model
+        from cfer import strategies
+        from cfer.plugins.primer import PrimerPlugin
+        from cfer.plugins.throughput import ThroughputPlugin
+        from cfer.strategies.models import build_model
 
         offline = strategies.entry(spec.method).offline
         shared = self.cfg.runner.share_basic and not offline
@@ -238,7 +237,7 @@ class Runner:
         finally:
             for close in closers:
                 close()
-        from plugins.metrics import run_record
+        from cfer.plugins.metrics import run_record
 
         rec = {"order": list(spec.order), "fold": spec.fold, "seed": spec.seed,
                "order_index": spec.order_index}
@@ -311,8 +310,7 @@ class Runner:
 
         from tqdm import tqdm
 
-        import strategies
-
+        from cfer import strategies
         jobs = self.cfg.runner.jobs_per_device
         if self.cfg.runner.share_basic:
             for spec in todo:
@@ -386,12 +384,12 @@ def cli_run(args) -> int:
         cfg = load_config(args.config, args.overrides)
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     if cfg.phase != "continual":
-        from experiments.fewshot import run_fewshot
+        from cfer.experiments.fewshot import run_fewshot
 
         results = run_fewshot(cfg, run_dir, resume=bool(args.resume))
     else:
         results = Runner(cfg, run_dir).run(resume=bool(args.resume))
-    from experiments.report import format_summary_table, write_report
+    from cfer.experiments.report import format_summary_table, write_report
 
     if cfg.output.plots:
         write_report(run_dir)

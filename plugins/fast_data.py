@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from avalanche.core import SupervisedPlugin
 
-from plugins.fast_data_config import FastDataConfig
+from cfer.plugins.fast_data_config import FastDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def _walk(level, idx, pos, group, outer: tuple, leaves: list) -> None:
     """
     from avalanche.benchmarks.utils.flat_data import FlatData
 
-    from benchmarks.scenario import ImageTensorDataset
+    from cfer.benchmarks.scenario import ImageTensorDataset
 
     chain = _level_transforms(level, group) + outer
     for child, sel, local in _split(level, idx):
@@ -292,7 +292,7 @@ def _walk(level, idx, pos, group, outer: tuple, leaves: list) -> None:
             leaves.append((pos[sel], child, local, chain))
         else:
             raise Unsupported(f"items of {type(child).__name__} (the fast path reads "
-                              "benchmarks.scenario.ImageTensorDataset)")
+                              "cfer.benchmarks.scenario.ImageTensorDataset)")
 
 
 def _values(seq, idx: np.ndarray) -> np.ndarray:

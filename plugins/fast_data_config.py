@@ -1,6 +1,6 @@
 """The ``data`` config section of the fast data path, without importing torch.
 
-Kept apart from :mod:`plugins.fast_data` so that loading (and rejecting) an
+Kept apart from :mod:`cfer.plugins.fast_data` so that loading (and rejecting) an
 experiment config does not pay for importing torch and Avalanche.
 """
 

@@ -217,7 +217,7 @@ def component_confusion(y_true, y_pred, component_ids: Mapping[int, Iterable[int
     """Share of misclassified compound test images predicted as one of their own basic components.
 
     ``component_ids`` maps each compound class id to its basic components' ids
-    (``benchmarks.scenario.StreamInfo.component_ids()``); classes absent from
+    (``cfer.benchmarks.scenario.StreamInfo.component_ids()``); classes absent from
     it are not compound. NaN when no compound image is misclassified.
     """
     t, p = _pair(y_true, y_pred)

@@ -31,7 +31,7 @@ from avalanche.training.storage_policy import (
     ParametricBuffer,
 )
 
-from plugins.selection import eval_mode, selection_names, selection_strategy
+from cfer.plugins.selection import eval_mode, selection_names, selection_strategy
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
 
     After each experience the new classes' training images are ranked by the
     model just trained (``selection``; default the paper's predicted
-    true-class probability, :class:`plugins.selection.PredictiveSortingSelection`)
+    true-class probability, :class:`cfer.plugins.selection.PredictiveSortingSelection`)
     and the top ``m`` are stored (see the module docstring for ``M``, ``m``
     and the modes). On later experiences the memory is mixed with the new
     data. By default it is concatenated with the experience's dataset, so the

@@ -71,7 +71,7 @@ def eval_mode(model: torch.nn.Module):
 
 def _loader(strategy, data):
     # In order, no augmentation; on the fast data path when the strategy has it.
-    from plugins.fast_data import make_loader
+    from cfer.plugins.fast_data import make_loader
 
     return make_loader(strategy, data.eval(), batch_size=strategy.eval_mb_size)
 

@@ -6,22 +6,22 @@ Public names load lazily (PEP 562): ``import strategies`` stays cheap.
 from importlib import import_module
 
 _EXPORTS = {
-    "available": "strategies.registry",
-    "entry": "strategies.registry",
-    "register_strategy": "strategies.registry",
-    "StrategyEntry": "strategies.registry",
-    "build": "strategies.builder",
-    "BuildContext": "strategies.builder",
-    "StrategyConfig": "strategies.config",
-    "ModelConfig": "strategies.models",
-    "build_model": "strategies.models",
-    "register_model": "strategies.models",
-    "available_models": "strategies.models",
-    "CLModel": "strategies.models.network",
-    "GrowingClassifier": "strategies.models.classifier",
-    "SeenClassMask": "strategies.masking",
-    "TrainingSchedule": "strategies.schedule",
-    "Phase": "strategies.schedule",
+    "available": "cfer.strategies.registry",
+    "entry": "cfer.strategies.registry",
+    "register_strategy": "cfer.strategies.registry",
+    "StrategyEntry": "cfer.strategies.registry",
+    "build": "cfer.strategies.builder",
+    "BuildContext": "cfer.strategies.builder",
+    "StrategyConfig": "cfer.strategies.config",
+    "ModelConfig": "cfer.strategies.models",
+    "build_model": "cfer.strategies.models",
+    "register_model": "cfer.strategies.models",
+    "available_models": "cfer.strategies.models",
+    "CLModel": "cfer.strategies.models.network",
+    "GrowingClassifier": "cfer.strategies.models.classifier",
+    "SeenClassMask": "cfer.strategies.masking",
+    "TrainingSchedule": "cfer.strategies.schedule",
+    "Phase": "cfer.strategies.schedule",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -29,5 +29,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'strategies' has no attribute {name!r}")
+        raise AttributeError(f"module 'cfer.strategies' has no attribute {name!r}")
     return getattr(import_module(_EXPORTS[name]), name)

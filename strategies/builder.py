@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from strategies.config import StrategyConfig
-from strategies.registry import entry
+from cfer.strategies.config import StrategyConfig
+from cfer.strategies.registry import entry
 
 
 @dataclass
@@ -57,7 +57,7 @@ class BuildContext:
 
     def memory_sizes(self) -> tuple[int, int]:
         """``(M, m)``: the paper's memory rule (total, per class), as PSMR computes it."""
-        from plugins.psmr import memory_sizes
+        from cfer.plugins.psmr import memory_sizes
 
         cfg = self.config
         try:
@@ -85,8 +85,8 @@ class BuildContext:
         return cls(max_size=self.memory_budget(), adaptive_size=True)
 
     def distillation(self, **overrides):
-        """The paper's :class:`plugins.distillation.BasicDistillationPlugin` from the config."""
-        from plugins.distillation import BasicDistillationPlugin
+        """The paper's :class:`cfer.plugins.distillation.BasicDistillationPlugin` from the config."""
+        from cfer.plugins.distillation import BasicDistillationPlugin
 
         cfg = self.config
         kwargs = dict(temperature=cfg.temperature, gamma=cfg.gamma, decay=cfg.decay,
@@ -95,9 +95,9 @@ class BuildContext:
         return BasicDistillationPlugin(**kwargs)
 
     def psmr(self, **overrides):
-        """The paper's :class:`plugins.psmr.PredictiveSortingReplayPlugin` from the config,
+        """The paper's :class:`cfer.plugins.psmr.PredictiveSortingReplayPlugin` from the config,
         sized over the whole training stream (N, K)."""
-        from plugins.psmr import PredictiveSortingReplayPlugin
+        from cfer.plugins.psmr import PredictiveSortingReplayPlugin
 
         cfg = self.config
         kwargs = dict(fraction=cfg.memory_fraction, mode=cfg.memory_mode,
@@ -158,7 +158,7 @@ def default_evaluator():
 
 def schedule_for(model, config: StrategyConfig, *, valid_stream_name: str):
     """The :class:`TrainingSchedule` of ``config`` for ``model`` (its freezing levels)."""
-    from strategies.schedule import Phase, TrainingSchedule
+    from cfer.strategies.schedule import Phase, TrainingSchedule
 
     mcfg = getattr(model, "config", None)
     continual_level = getattr(mcfg, "freeze_below", None)
@@ -188,7 +188,7 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None
     """Build the registered strategy ``name``.
 
     Args:
-        name: a name from :func:`strategies.available`.
+        name: a name from :func:`cfer.strategies.available`.
         model: a :class:`~strategies.models.CLModel` from ``build_model``.
         benchmark: the ``compound_benchmark`` the strategy will be trained on
             (memory sizes and class counts are read from its train stream).
@@ -199,15 +199,15 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None
         device: torch device.
         valid_stream_name: the stream early stopping scores ("valid", or
             "test" for the paper's protocol).
-        data: a :class:`plugins.fast_data.FastDataConfig` (the ``data``
+        data: a :class:`cfer.plugins.fast_data.FastDataConfig` (the ``data``
             section); None: the fast path with its defaults (``on_device: auto``).
 
     Returns:
         An Avalanche strategy, with ``strategy.seen_class_mask`` and
         ``strategy.schedule`` attached.
     """
-    from strategies.masking import SeenClassMask
-    from strategies.models.network import CLModel
+    from cfer.strategies.masking import SeenClassMask
+    from cfer.strategies.models.network import CLModel
 
     e = entry(name)
     if not isinstance(config, StrategyConfig):
@@ -228,7 +228,7 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None
         mask=SeenClassMask(), eval_every=1 if config.patience else -1,
         user_plugins=list(plugins), n_classes=k, train_size=n)
     strategy = e.factory(ctx)
-    from plugins import fast_data, precision
+    from cfer.plugins import fast_data, precision
 
     precision.enable(strategy, precision.PrecisionConfig(
         precision=config.precision, channels_last=config.channels_last, compile=config.compile))

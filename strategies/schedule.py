@@ -32,7 +32,7 @@ from typing import Sequence
 
 from avalanche.core import SupervisedPlugin
 
-from strategies.models.backbones import Backbone
+from cfer.strategies.models.backbones import Backbone
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.dataset import FaceDataset
-from benchmarks.taxonomy import BASIC, CFEE_COMPOUND
+from cfer.benchmarks.dataset import FaceDataset
+from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND
 
 
 def make_tiny_dataset(*, n_subjects: int = 6, compounds=CFEE_COMPOUND[:3], per_class: int = 1,
@@ -36,7 +36,7 @@ def tiny_dataset():
 
 @pytest.fixture
 def tiny_benchmark():
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     ds, images = make_tiny_dataset()
     return compound_benchmark(ds, images=images, image_size=16, n_folds=3, seed=0,

@@ -8,15 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.splits import subject_folds
-from benchmarks.taxonomy import BASIC, CFEE_COMPOUND
+from cfer.benchmarks.splits import subject_folds
+from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND
 from tests.conftest import make_tiny_dataset
 
 COMPOUNDS = CFEE_COMPOUND[:3]
 
 
 def tiny_bench(ds, images, **kw):
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     kw = {"image_size": 16, "n_folds": 3, "seed": 0, "class_order": list(COMPOUNDS), **kw}
     return compound_benchmark(ds, images=images, **kw)
@@ -89,7 +89,7 @@ def test_too_many_shots_is_a_clear_error(tiny2):
 # --------------------------------------------------------------------------- metrics
 
 def test_fewshot_scores_by_hand():
-    from experiments.fewshot import fewshot_scores
+    from cfer.experiments.fewshot import fewshot_scores
 
     # 2 basic classes (0, 1), new class 2.
     y_true = np.array([0, 0, 1, 1, 2, 2, 2, 2])
@@ -103,7 +103,7 @@ def test_fewshot_scores_by_hand():
 
 
 def test_always_new_class_gets_full_recall_but_zero_harmonic_mean():
-    from experiments.fewshot import fewshot_scores, harmonic_mean
+    from cfer.experiments.fewshot import fewshot_scores, harmonic_mean
 
     y_true = np.array([0, 1, 2, 3, 4, 5, 6, 6, 6])
     s = fewshot_scores(y_true, np.full_like(y_true, 6), n_basic=6, new_class=6)
@@ -119,12 +119,12 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
     """A real model whose head always answers the new class, scored as the runner scores."""
     import torch
 
-    import strategies
-    from experiments.config import EvaluationConfig
-    from experiments.evaluation import build_evaluator
-    from experiments.fewshot import fewshot_scores
-    from strategies.config import StrategyConfig
-    from strategies.models import ModelConfig, build_model
+    from cfer import strategies
+    from cfer.experiments.config import EvaluationConfig
+    from cfer.experiments.evaluation import build_evaluator
+    from cfer.experiments.fewshot import fewshot_scores
+    from cfer.strategies.config import StrategyConfig
+    from cfer.strategies.models import ModelConfig, build_model
 
     ds, images = tiny2
     bm = tiny_bench(ds, images, class_order=[COMPOUNDS[0]], shots=1)
@@ -151,11 +151,11 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     and the few-shot step then distils with the paper's g_0 = 0.1."""
     import torch
 
-    import strategies
-    from experiments.fewshot import primer_plugin, prime
-    from plugins.distillation import BasicDistillationPlugin
-    from strategies.config import StrategyConfig
-    from strategies.models import ModelConfig, build_model
+    from cfer import strategies
+    from cfer.experiments.fewshot import primer_plugin, prime
+    from cfer.plugins.distillation import BasicDistillationPlugin
+    from cfer.strategies.config import StrategyConfig
+    from cfer.strategies.models import ModelConfig, build_model
 
     ds, images = tiny2
     bm = tiny_bench(ds, images, class_order=[COMPOUNDS[0]], shots=2, shot_repeats=4)
@@ -174,7 +174,7 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
 
 
 def test_summarize_fewshot_per_shot_count():
-    from experiments.fewshot import summarize_fewshot
+    from cfer.experiments.fewshot import summarize_fewshot
 
     recs = [{"shots": n, "new_recall": r, "all_accuracy": a, "basic_accuracy": b, "harmonic_mean": h}
             for n, r, a, b, h in [(5, 1.0, .5, .4, .6), (5, .5, .7, .8, .6), (1, .2, .3, .4, .5)]]
@@ -185,7 +185,7 @@ def test_summarize_fewshot_per_shot_count():
 
 
 def test_fscil_fields_by_hand():
-    from experiments.fewshot import fscil_fields, fscil_summary
+    from cfer.experiments.fewshot import fscil_fields, fscil_summary
 
     run = {"accuracy_matrix": [[0.9, None, None], [0.8, 0.5, None], [0.6, 0.3, 0.7]],
            "test_sizes": [30, 10, 30], "step_accuracy": [0.9, 0.725, 0.5571428571428572]}
@@ -204,8 +204,8 @@ def test_fscil_fields_by_hand():
 # --------------------------------------------------------------------------- runners
 
 def _cfg(run_dir, **over):
-    from experiments.config import ExperimentConfig, _deep_merge
-    from experiments.configio import overlay
+    from cfer.experiments.config import ExperimentConfig, _deep_merge
+    from cfer.experiments.configio import overlay
 
     data = {"phase": "fewshot",
             "benchmark": {"image_size": 16, "n_folds": 3},
@@ -221,7 +221,7 @@ def _cfg(run_dir, **over):
 
 
 def _with_data(runner, data):
-    from experiments.data import DecodedDataset
+    from cfer.experiments.data import DecodedDataset
 
     ds, images = data
     runner._data = DecodedDataset(ds, images, ())
@@ -229,8 +229,8 @@ def _with_data(runner, data):
 
 
 def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
-    from experiments.fewshot import FEWSHOT_METRICS, FewShotRunner
-    from experiments.fewshot_report import format_fewshot_table, write_fewshot_report
+    from cfer.experiments.fewshot import FEWSHOT_METRICS, FewShotRunner
+    from cfer.experiments.fewshot_report import format_fewshot_table, write_fewshot_report
 
     cfg = _cfg(tmp_path / "run")
     results = _with_data(FewShotRunner(cfg, tmp_path / "run"), tiny2).run()
@@ -269,7 +269,7 @@ def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
 
 
 def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
-    from experiments.fewshot import FewShotRunner
+    from cfer.experiments.fewshot import FewShotRunner
 
     cfg = _cfg(tmp_path / "run", strategies={"methods": ["kd_only", "naive"]})
     with pytest.raises(ValueError, match="runs one method"):
@@ -277,13 +277,13 @@ def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
 
 
 def test_fscil_runner_end_to_end(tmp_path, tiny2):
-    from experiments.fewshot import FSCILRunner
-    from experiments.fewshot_report import fscil_section
+    from cfer.experiments.fewshot import FSCILRunner
+    from cfer.experiments.fewshot_report import fscil_section
 
     cfg = _cfg(tmp_path / "fscil", phase="fscil", strategies={"methods": ["kd_psmr"]},
                protocol={"orders": 1}, training={"mem_per_class": 2})
     runner = _with_data(FSCILRunner(cfg, tmp_path / "fscil"), tiny2)
-    from experiments.runner import plan_runs
+    from cfer.experiments.runner import plan_runs
 
     spec = plan_runs(cfg, tiny2[0].class_names)[0]
     bm = runner.benchmark(spec)
@@ -303,7 +303,7 @@ def test_fscil_runner_end_to_end(tmp_path, tiny2):
 
 
 def test_shipped_fewshot_configs_load():
-    from experiments.config import load_config
+    from cfer.experiments.config import load_config
 
     assert load_config("fewshot").phase == "fewshot"
     assert load_config("fscil").phase == "fscil"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import taxonomy
-from benchmarks.cache import load_images
-from benchmarks.cfee import load_cfee, parse_cfee_name
-from benchmarks.dataset import FaceDataset
-from benchmarks.splits import subject_folds
+from cfer.benchmarks import taxonomy
+from cfer.benchmarks.cache import load_images
+from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
+from cfer.benchmarks.dataset import FaceDataset
+from cfer.benchmarks.splits import subject_folds
 
 from tests.conftest import make_tiny_dataset
 
@@ -162,7 +162,7 @@ def test_cache_reuse_and_invalidation(tmp_path):
 
 
 def test_corrupt_images_are_reported_and_skipped(tmp_path, caplog):
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     root = write_cfee_tree(tmp_path / "c", subjects=range(1, 7), ids=[2, 3, 4, 5, 6, 7, 8, 9], size=12)
     bad = root / "Group2" / "Images1" / "08_001_0007.jpg"
@@ -186,7 +186,7 @@ def test_missing_image_file_is_named(tmp_path):
 # --- benchmark ------------------------------------------------------------------------------
 
 def test_experience_composition_follows_class_order():
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     ds, images = make_tiny_dataset(compounds=taxonomy.CFEE_COMPOUND[:4])
     order = ["sadly fearful", "happily surprised", "sadly angry", "happily disgusted"]
@@ -206,7 +206,7 @@ def test_experience_composition_follows_class_order():
 
 
 def test_seeded_orders_are_reproducible_and_differ():
-    from benchmarks import class_orders, compound_benchmark
+    from cfer.benchmarks import class_orders, compound_benchmark
 
     ds, images = make_tiny_dataset(compounds=taxonomy.CFEE_COMPOUND)
     a = compound_benchmark(ds, seed=1, images=images, image_size=16, n_folds=3).info.class_order
@@ -217,7 +217,7 @@ def test_seeded_orders_are_reproducible_and_differ():
 
 
 def test_benchmark_splits_are_subject_disjoint():
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     ds, images = make_tiny_dataset(n_subjects=9)
     bm = compound_benchmark(ds, images=images, image_size=16, n_folds=3, fold=2)
@@ -232,7 +232,7 @@ def test_benchmark_splits_are_subject_disjoint():
 
 
 def test_benchmark_errors():
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     ds, images = make_tiny_dataset()
     with pytest.raises(ValueError, match=r"class_order: \['awed'\] not among"):

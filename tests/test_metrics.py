@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from plugins import metrics as M
+from cfer.plugins import metrics as M
 
 # R[i][j]: accuracy on experience j after training experience i (T = 3).
 R3 = [[0.90, None, None],
@@ -210,7 +210,7 @@ def test_plugin_metrics_match_definitions_and_avalanche(tiny_benchmark):
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin
 
-    from plugins.fer_metrics import FERPredictionCollector, StepAccuracy, fer_metrics
+    from cfer.plugins.fer_metrics import FERPredictionCollector, StepAccuracy, fer_metrics
 
     RNGManager.set_random_seeds(0)
     bm = tiny_benchmark

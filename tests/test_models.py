@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from strategies.models import ModelConfig, available_models, build_model, register_model
-from strategies.models.classifier import GrowingClassifier
+from cfer.strategies.models import ModelConfig, available_models, build_model, register_model
+from cfer.strategies.models.classifier import GrowingClassifier
 
 
 def experience(classes):
@@ -172,7 +172,7 @@ def test_imagenet_weights_offline_fail_with_a_clear_message(tmp_path, monkeypatc
 def test_register_model_adds_a_backbone():
     from collections import OrderedDict
 
-    from strategies.models.backbones import Backbone
+    from cfer.strategies.models.backbones import Backbone
 
     @register_model("test_tiny_net", pooling="max")
     def tiny(cfg, *, pooling):

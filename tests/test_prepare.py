@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.prepare import Box, PrepareConfig, prepare_faces, read_flags, square_box
-from experiments.cli import main as cfer
+from cfer.benchmarks.prepare import Box, PrepareConfig, prepare_faces, read_flags, square_box
+from cfer.experiments.cli import main as cfer
 
 # Eyes, nose and mouth of the astronaut in skimage.data.astronaut() (512 x 512), by eye:
 # x 190..260, y 90..160. The canvas puts the photograph at (PHOTO_X, PHOTO_Y).
@@ -48,7 +48,7 @@ def test_square_box_geometry():
 
 def test_crop_contains_the_face_of_a_real_photograph():
     pytest.importorskip("cv2")
-    from benchmarks.prepare import FaceDetector, crop_face
+    from cfer.benchmarks.prepare import FaceDetector, crop_face
 
     canvas = astronaut_canvas()
     crop = crop_face(canvas, detector=FaceDetector(PrepareConfig(size=64)))
@@ -83,7 +83,7 @@ def test_prepare_cfee_tree_crops_flags_and_resumes(tmp_path, capsys):
     # the no-face output is the centre crop: the 160 x 240 grey image stays uniform grey
     assert np.abs(np.asarray(Image.open(out / "g2/Images2/04_002_0001.png"), dtype=int) - 128).max() <= 1
     # the cropped tree reads with the CFEE reader
-    from benchmarks.cfee import load_cfee
+    from cfer.benchmarks.cfee import load_cfee
 
     assert len(load_cfee(out)) == 3
 
@@ -106,7 +106,7 @@ def test_prepare_cfee_tree_crops_flags_and_resumes(tmp_path, capsys):
 
 def test_prepare_rafdb_crops_originals_and_copies_labels(tmp_path):
     pytest.importorskip("cv2")
-    from benchmarks.rafdb import load_rafdb
+    from cfer.benchmarks.rafdb import load_rafdb
 
     root, out = tmp_path / "RAF-DB", tmp_path / "out"
     lines = []

@@ -11,8 +11,8 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import nn
 
-from plugins.psmr import PredictiveSortingReplayPlugin, memory_sizes
-from plugins.selection import (
+from cfer.plugins.psmr import PredictiveSortingReplayPlugin, memory_sizes
+from cfer.plugins.selection import (
     ClosestToCenterSelection,
     HerdingSelection,
     PredictiveSortingSelection,
@@ -30,8 +30,8 @@ def bench():
     The training transform is a cheap, deterministic stand-in for augmentation (a mirror
     image), so that ranking on augmented instead of evaluation views would show.
     """
-    from benchmarks import compound_benchmark
-    from benchmarks.transforms import eval_transform
+    from cfer.benchmarks import compound_benchmark
+    from cfer.benchmarks.transforms import eval_transform
 
     ds, images = make_tiny_dataset(per_class=5)
     to_float = eval_transform()
@@ -271,7 +271,7 @@ def test_plain_avalanche_user_code(bench):
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin
 
-    from plugins.distillation import BasicDistillationPlugin
+    from cfer.plugins.distillation import BasicDistillationPlugin
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 32), nn.ReLU(),

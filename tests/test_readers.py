@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.dataset import concat
-from benchmarks.folder import load_folder, parse_folder_spec
-from benchmarks.rafce import RAFCE_LABELS, load_rafce, load_rafce_stream
-from benchmarks.rafdb import RAFDB_BASIC, RAFDB_COMPOUND, load_rafdb, load_rafdb_stream
-from benchmarks.taxonomy import BASIC, NEUTRAL
+from cfer.benchmarks.dataset import concat
+from cfer.benchmarks.folder import load_folder, parse_folder_spec
+from cfer.benchmarks.rafce import RAFCE_LABELS, load_rafce, load_rafce_stream
+from cfer.benchmarks.rafdb import RAFDB_BASIC, RAFDB_COMPOUND, load_rafdb, load_rafdb_stream
+from cfer.benchmarks.taxonomy import BASIC, NEUTRAL
 
 RNG = np.random.default_rng(0)
 
@@ -150,7 +150,7 @@ def test_rafdb_missing_image_is_named_or_skipped_with_a_count(rafdb_root, caplog
 
 
 def test_rafdb_stream_builds_a_benchmark(rafdb_root):
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     ds = load_rafdb_stream(rafdb_root)
     assert ds.name == "rafdb" and len(ds.class_names) == 6 + 11
@@ -168,7 +168,7 @@ def test_rafdb_stream_builds_a_benchmark(rafdb_root):
 
 
 def test_rafdb_stream_through_real_files_and_cache(rafdb_root, tmp_path):
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     ds = load_rafdb_stream(rafdb_root)
     bm = compound_benchmark(ds, image_size=8, cache_dir=tmp_path / "cache", seed=0)
@@ -246,7 +246,7 @@ def test_rafce_errors_name_the_line(tmp_path):
 
 
 def test_rafce_stream_with_rafdb_basic_builds_a_benchmark(tmp_path, rafdb_root):
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     write_rafce(tmp_path / "RAF-CE", RAFCE_COUNTS)
     ds = load_rafce_stream(tmp_path / "RAF-CE", rafdb_root=rafdb_root, seed=1)
@@ -327,7 +327,7 @@ def test_folder_subject_regex_group_rules(tmp_path):
 
 
 def test_folder_benchmark_is_subject_independent(tmp_path):
-    from benchmarks import compound_benchmark
+    from cfer.benchmarks import compound_benchmark
 
     root = tmp_path / "faces"
     write_folder_tree(root, FOLDERS, subjects=[f"S{i:02d}" for i in range(6)])

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plugins import metrics as M
-from experiments import plots as P
-from experiments import report
+from cfer.plugins import metrics as M
+from cfer.experiments import plots as P
+from cfer.experiments import report
 
 BASIC = ["happy", "sad", "fearful", "angry", "surprised", "disgusted"]
 COMPOUND = ["happily surprised", "sadly angry", "awed"]
@@ -184,7 +184,7 @@ def test_malformed_results_is_a_one_line_error(tmp_path, content, match):
 
 
 def test_cfer_plot_command_reports_error_on_one_line(tmp_path, capsys):
-    from experiments.cli import main
+    from cfer.experiments.cli import main
 
     run_dir = _write(tmp_path / "run", {"methods": []})
     assert main(["plot", str(run_dir)]) == 2

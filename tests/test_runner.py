@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from experiments.cli import main as cfer
-from experiments.config import load_config
-from experiments.configio import ConfigError
+from cfer.experiments.cli import main as cfer
+from cfer.experiments.config import load_config
+from cfer.experiments.configio import ConfigError
 
 TINY = [
     "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=16", "benchmark.n_folds=3",
@@ -135,7 +135,7 @@ def test_same_config_same_numbers_and_resume_after_a_kill(finished_run, monkeypa
     tmp, out, args = finished_run
     reference = _strip_timing(json.loads((out / "results.json").read_text()))
 
-    from experiments import runner
+    from cfer.experiments import runner
 
     calls = {"n": 0}
     real = runner.Runner.run_one
@@ -164,7 +164,7 @@ def test_refuses_to_overwrite_a_run(finished_run, capsys):
 
 
 def test_basic_experience_is_trained_once_and_shared_exactly(finished_run, tmp_path):
-    from experiments.runner import Runner
+    from cfer.experiments.runner import Runner
 
     tmp, out, args = finished_run
     saved = sorted(p.name for p in (out / "basic").glob("*.pt"))
@@ -198,7 +198,7 @@ def test_parallel_runs_write_the_same_results_file_shape(finished_run, tmp_path)
 
 
 def test_tensorboard_logging_when_asked(tmp_path):
-    from experiments.runner import Runner
+    from cfer.experiments.runner import Runner
 
     cfg = tiny_cfg(tmp_path, "strategies.methods=[naive]", "protocol.orders=1",
                    "evaluation.tensorboard=true")

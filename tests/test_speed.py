@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from plugins import fast_data, precision
-from strategies.builder import build
-from strategies.config import StrategyConfig
-from benchmarks.transforms import train_transform
-from strategies.models import ModelConfig, build_model
-from strategies.registry import available, entry
+from cfer.plugins import fast_data, precision
+from cfer.strategies.builder import build
+from cfer.strategies.config import StrategyConfig
+from cfer.benchmarks.transforms import train_transform
+from cfer.strategies.models import ModelConfig, build_model
+from cfer.strategies.registry import available, entry
 from tests.conftest import make_tiny_dataset
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
@@ -25,8 +25,8 @@ TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=
 
 def tiny_bm(*, train_transform=None, size=16):
     """The tiny benchmark; ``train_transform`` None: no augmentation (the eval transform)."""
-    from benchmarks import compound_benchmark
-    from benchmarks.transforms import eval_transform
+    from cfer.benchmarks import compound_benchmark
+    from cfer.benchmarks.transforms import eval_transform
 
     ds, images = make_tiny_dataset(size=size)
     return compound_benchmark(ds, images=images, image_size=size, n_folds=3, seed=0,
@@ -136,7 +136,7 @@ def test_loaders_of_every_kind_give_the_same_items():
 
 
 def test_exemplar_ranking_loader_matches_the_selection_loader():
-    from plugins.selection import PredictiveSortingSelection, _loader
+    from cfer.plugins.selection import PredictiveSortingSelection, _loader
 
     bm = tiny_bm()
     strategy, _ = run("naive", bm, fast=True, n_exps=1)
@@ -170,7 +170,7 @@ def test_device_affine_equals_torchvision_per_image():
 
 
 def test_device_augmentation_flips_per_image_and_repeats_for_a_seed():
-    from benchmarks.transforms import AugmentConfig
+    from cfer.benchmarks.transforms import AugmentConfig
 
     bm_flip = tiny_bm(train_transform=train_transform(AugmentConfig(rotation=0, zoom=0, translate=0)))
     data = bm_flip.train_stream[0].dataset.train()
@@ -340,7 +340,7 @@ def test_default_precision_changes_nothing():
 # -- cfer bench --------------------------------------------------------------------------------
 
 def test_bench_writes_one_record_per_setting():
-    from experiments import bench
+    from cfer.experiments import bench
 
     cfg = bench.BenchConfig(images=64, image_size=16, batch_sizes=(32,), precisions=("bf16",), epochs=1)
     records = bench.run_bench(cfg, progress=lambda *_: None)

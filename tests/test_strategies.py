@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from strategies.builder import build
-from strategies.config import StrategyConfig
-from strategies.models import ModelConfig, build_model
-from strategies.models.classifier import GrowingClassifier
-from strategies.registry import available, entry
+from cfer.strategies.builder import build
+from cfer.strategies.config import StrategyConfig
+from cfer.strategies.models import ModelConfig, build_model
+from cfer.strategies.models.classifier import GrowingClassifier
+from cfer.strategies.registry import available, entry
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
             basic_lr=1e-3, mem_per_class=1, bic_epochs=1, bic_val_fraction=0.5,
@@ -80,7 +80,7 @@ def test_strategy_trains_and_evaluates(name, tiny_benchmark):
 @pytest.mark.parametrize("name", [n for n in available() if not entry(n).offline])
 def test_strategy_starts_from_a_shared_basic_model(name, tiny_benchmark):
     """The runner trains experience 0 once and primes each order's strategy from it."""
-    from plugins.primer import PrimerPlugin
+    from cfer.plugins.primer import PrimerPlugin
 
     torch.manual_seed(0)
     bm = tiny_benchmark
@@ -113,7 +113,7 @@ def test_evaluating_an_unseen_class_is_a_clear_error(tiny_benchmark):
 
 
 def test_seen_class_mask_restricts_predictions(tiny_benchmark):
-    from strategies.masking import SeenClassMask
+    from cfer.strategies.masking import SeenClassMask
 
     class Strategy:
         mb_output = torch.zeros(3, 9)

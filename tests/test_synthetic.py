@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-import benchmarks.synthfaces as syn
-from benchmarks.cfee import load_cfee, parse_cfee_name
-from benchmarks.taxonomy import BASIC, CFEE_COMPOUND, CFEE_IDS, NEUTRAL, components
+import cfer.benchmarks.synthfaces as syn
+from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
+from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND, CFEE_IDS, NEUTRAL, components
 
 SMALL = dict(subjects=3, size=64)
 
@@ -170,7 +170,7 @@ def test_synthetic_regenerates_when_parameters_differ(tmp_path):
 
 
 def test_cfer_synth_command(tmp_path, capsys):
-    from experiments.cli import main
+    from cfer.experiments.cli import main
 
     assert main(["synth", "--out", str(tmp_path / "s"), "--subjects", "2", "--size", "64"]) == 0
     out = capsys.readouterr().out

@@ -43,11 +43,11 @@ echo "== smoke: fast path and precision options on CUDA"
 timeout "$(limit 150)" python3 - <<'EOF' 2>&1 | tee "$OUT/smoke.txt"
 import time, torch
 from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
-from benchmarks.transforms import train_transform
-from plugins import fast_data, precision
-from strategies.builder import build
-from strategies.config import StrategyConfig
-from strategies.models import ModelConfig, build_model
+from cfer.benchmarks.transforms import train_transform
+from cfer.plugins import fast_data, precision
+from cfer.strategies.builder import build
+from cfer.strategies.config import StrategyConfig
+from cfer.strategies.models import ModelConfig, build_model
 from tests.test_speed import TINY, tiny_bm
 
 bm = tiny_bm(size=64)
@@ -84,7 +84,7 @@ if [ "$(limit 330)" -lt 90 ]; then echo "skipped: $(limit 330) s left"; else
 timeout "$(limit 330)" python3 - <<'EOF'
 import json, os
 from dataclasses import replace
-from experiments.bench import default_config, format_table, run_bench
+from cfer.experiments.bench import default_config, format_table, run_bench
 out = []
 for batch, mode in ((32, "reduce-overhead"), (256, "default")):
     cfg = replace(default_config("cuda"), batch_sizes=(batch,), precisions=("bf16",), compiles=(mode,))

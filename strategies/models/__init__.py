@@ -1,7 +1,7 @@
 """Networks for the strategies: a backbone registry and a growing classifier head."""
 
-from strategies.models.config import ModelConfig
-from strategies.models.registry import (available_models, build_model, model_entry, register_model,
+from cfer.strategies.models.config import ModelConfig
+from cfer.strategies.models.registry import (available_models, build_model, model_entry, register_model,
                                         resolve)
 
 __all__ = ["ModelConfig", "available_models", "build_model", "model_entry", "register_model", "resolve",
@@ -11,12 +11,12 @@ __all__ = ["ModelConfig", "available_models", "build_model", "model_entry", "reg
 def __getattr__(name: str):
     # torch-backed classes load on first use, so that importing the config stays light.
     if name == "CLModel":
-        from strategies.models.network import CLModel
+        from cfer.strategies.models.network import CLModel
         return CLModel
     if name == "GrowingClassifier":
-        from strategies.models.classifier import GrowingClassifier
+        from cfer.strategies.models.classifier import GrowingClassifier
         return GrowingClassifier
     if name == "Backbone":
-        from strategies.models.backbones import Backbone
+        from cfer.strategies.models.backbones import Backbone
         return Backbone
-    raise AttributeError(f"module 'strategies.models' has no attribute {name!r}")
+    raise AttributeError(f"module 'cfer.strategies.models' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from strategies.models.config import FREEZE_LEVELS
+from cfer.strategies.models.config import FREEZE_LEVELS
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 

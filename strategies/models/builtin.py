@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from strategies.models.backbones import (imagenet_state_dict, load_into, read_state_dict,
+from cfer.strategies.models.backbones import (imagenet_state_dict, load_into, read_state_dict,
                                          small_cnn, torchvision_resnet)
-from strategies.models.registry import register_model
+from cfer.strategies.models.registry import register_model
 
 
 def _torchvision_weights(cfg, arch: str) -> dict | None:

@@ -1,7 +1,7 @@
 """`ModelConfig`: which network to build and how much of it trains.
 
 Defaults left as ``None`` take the value of the registry entry (see
-:func:`strategies.models.registry.register_model`), so that
+:func:`cfer.strategies.models.registry.register_model`), so that
 ``name: resnet50_paper`` alone gives the paper's network and
 ``name: small_cnn`` a small from-scratch one.
 """

@@ -7,8 +7,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from strategies.models.backbones import Backbone
-from strategies.models.classifier import GrowingClassifier
+from cfer.strategies.models.backbones import Backbone
+from cfer.strategies.models.classifier import GrowingClassifier
 
 
 def paper_neck(in_features: int, *, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:

@@ -3,7 +3,7 @@
 A registered factory takes ``(cfg, *, pooling)`` and returns a
 :class:`~strategies.models.backbones.Backbone` with ``cfg.weights`` loaded.
 The entry's keyword defaults fill the ``None`` fields of a ``ModelConfig``.
-Built-in entries live in :mod:`strategies.models.builtin`; add one there (or
+Built-in entries live in :mod:`cfer.strategies.models.builtin`; add one there (or
 anywhere imported before ``build_model``) with the decorator.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Callable
 
-from strategies.models.config import ModelConfig
+from cfer.strategies.models.config import ModelConfig
 
-_BUILTIN = ("strategies.models.builtin",)
+_BUILTIN = ("cfer.strategies.models.builtin",)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def build_model(cfg: ModelConfig, *, n_classes: int):
     adds a unit for each later class. The backbone stages below
     ``freeze_below`` start frozen.
     """
-    from strategies.models.network import CLModel, paper_neck
+    from cfer.strategies.models.network import CLModel, paper_neck
     import torch.nn as nn
 
     if n_classes < 1:

@@ -1,6 +1,6 @@
 """Averaged GEM (Chaudhry et al.)."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("agem", description="A-GEM: project gradients against a memory sample")

@@ -1,6 +1,6 @@
 """BiC (Wu et al.): replay + distillation, then a bias-correction layer on held-out exemplars."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("bic", description="BiC: replay + distillation + bias correction of new-class logits")

@@ -1,6 +1,6 @@
 """Cumulative: retrain on all data seen so far at each experience."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("cumulative", description="each experience trains on the union of all data so far")

@@ -1,6 +1,6 @@
 """DER++ (Buzzega et al.): replay of stored logits and labels."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("der", description="DER++: replay matching stored logits (der_beta=0: DER)")

@@ -1,6 +1,6 @@
 """ER-ACE (Caccia et al.): replay with asymmetric cross-entropy."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("er_ace", description="ER-ACE: replay with asymmetric cross-entropy")

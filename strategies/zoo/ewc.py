@@ -1,6 +1,6 @@
 """Elastic Weight Consolidation (Kirkpatrick et al.)."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("ewc", description="Elastic Weight Consolidation (separate Fisher per experience)")

@@ -1,6 +1,6 @@
 """GDumb (Prabhu et al.): retrain from scratch on a class-balanced memory."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("gdumb", description="GDumb: retrain from the initial model on a class-balanced memory")

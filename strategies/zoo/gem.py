@@ -1,6 +1,6 @@
 """Gradient Episodic Memory (Lopez-Paz & Ranzato)."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("gem", description="GEM: quadratic-programming gradient projection per past experience")

@@ -1,6 +1,6 @@
 """iCaRL (Rebuffi et al.): herding exemplars, distillation, nearest-mean-of-exemplars classifier."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("icarl", description="iCaRL: herding exemplars + distillation + nearest class mean "

@@ -1,6 +1,6 @@
 """Joint training on the whole stream at once: the upper bound."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("joint", offline=True,

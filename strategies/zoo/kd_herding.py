@@ -1,6 +1,6 @@
 """Ablation: distillation + the PSMR memory filled by herding (iCaRL's selection)."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("kd_herding", description="ablation: distillation + herding exemplars (PSMR sizes)")

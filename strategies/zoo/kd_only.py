@@ -1,6 +1,6 @@
 """Ablation: distillation from the basic model, no replay."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("kd_only", description="ablation: basic-model distillation without replay")

@@ -1,6 +1,6 @@
 """The paper's method: distillation from the basic model + predictive-sorting memory replay."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("kd_psmr", description="the paper: basic-model distillation + predictive-sorting replay")

@@ -1,6 +1,6 @@
 """Ablation: distillation + the PSMR memory filled with random exemplars."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("kd_random_replay", description="ablation: distillation + random exemplars (PSMR sizes)")

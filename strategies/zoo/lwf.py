@@ -1,6 +1,6 @@
 """Learning without Forgetting (Li & Hoiem)."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("lwf", description="Learning without Forgetting: distillation from the previous model")

@@ -1,6 +1,6 @@
 """Naive fine-tuning: the lower bound."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("naive", description="fine-tuning on each experience, no countermeasure (lower bound)")

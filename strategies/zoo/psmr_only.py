@@ -1,6 +1,6 @@
 """Ablation: predictive-sorting memory replay, no distillation."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("psmr_only", description="ablation: predictive-sorting replay without distillation")

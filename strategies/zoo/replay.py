@@ -1,6 +1,6 @@
 """Experience replay with random exemplars, sized by the paper's memory rule."""
 
-from strategies.registry import register_strategy
+from cfer.strategies.registry import register_strategy
 
 
 @register_strategy("replay", description="random class-balanced exemplars (the PSMR memory size), replayed")
