@@ -14,13 +14,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from cfer.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +63,6 @@ def cache_key(paths: Sequence[Path], size: int) -> str:
 def _digest(arr: np.ndarray) -> str:
     return hashlib.blake2b(memoryview(np.ascontiguousarray(arr)).cast("B"), digest_size=16).hexdigest()
 
-
-def atomic_write_bytes(path: str | Path, write) -> None:
-    """Call ``write(f)`` on a binary temporary file beside ``path``, then rename it over
-    ``path``: readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _try_load(npy: Path, meta: Path, n: int, size: int):
@@ -138,8 +123,8 @@ def load_images(
         list(pool.map(work, range(n)))
     failed.sort()
     if use_cache and cache_file is not None:
-        atomic_write_bytes(cache_file, lambda f: np.save(f, images, allow_pickle=False))
+        atomic_write(cache_file, lambda f: np.save(f, images, allow_pickle=False))
         info = {"digest": _digest(images), "ok": ok.tolist(), "failed": failed,
                 "size": size, "n": n}
-        atomic_write_bytes(meta, lambda f: f.write(json.dumps(info).encode()))
+        atomic_write(meta, lambda f: f.write(json.dumps(info).encode()))
     return DecodedImages(images, ok, tuple(failed), cache_file)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from cfer.atomic import atomic_write_path
 
 log = logging.getLogger(__name__)
 
@@ -179,26 +179,13 @@ def _up_to_date(src: Path, dst: Path) -> bool:
     return dst.is_file() and dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
 
 
-def _write_atomic(dst: Path, write) -> None:
-    """Write through a temporary file and rename, so an interrupted run leaves no half
-    output that a resumed run would take as done."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def _save_image(rgb: np.ndarray, dst: Path, *, quality: int) -> None:
     from PIL import Image
 
     fmt = Image.registered_extensions().get(dst.suffix.lower(), "PNG")
     opts = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    _write_atomic(dst, lambda tmp: Image.fromarray(rgb).save(tmp, format=fmt, **opts))
+    atomic_write_path(dst, lambda tmp: Image.fromarray(rgb).save(tmp, format=fmt, **opts))
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -223,7 +210,7 @@ def _write_flags(path: Path, flags: dict[str, tuple[str, str]]) -> None:
             w = csv.writer(f)
             w.writerow(["image", "status", "detail"])
             w.writerows([rel, *flags[rel]] for rel in sorted(flags))
-    _write_atomic(path, write)
+    atomic_write_path(path, write)
 
 
 def default_out(root: Path) -> Path:
@@ -263,7 +250,7 @@ def prepare_faces(
     n_copied = 0
     for rel in side:
         if not _up_to_date(root / rel, out / rel):
-            _write_atomic(out / rel, lambda tmp, src=root / rel: tmp.write_bytes(src.read_bytes()))
+            atomic_write_path(out / rel, lambda tmp, src=root / rel: tmp.write_bytes(src.read_bytes()))
             n_copied += 1
 
     flags_csv = out / FLAGS_FILE

@@ -216,6 +216,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
 def save_config(cfg: ExperimentConfig, path: Path) -> None:
     import yaml
 
-    from cfer.experiments.io import atomic_write_text
+    from cfer.atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from cfer.experiments.config import ExperimentConfig
-from cfer.experiments.io import atomic_write_json, atomic_write_text
+from cfer.atomic import atomic_write_json, atomic_write_text
 from cfer.experiments.runner import RESULTS, Runner, resolve_device
 from cfer.plugins import metrics as M
 from cfer.plugins.metrics import fewshot_scores, harmonic_mean  # noqa: F401  (re-exported)
@@ -206,9 +206,9 @@ def _state_to_cpu(model) -> dict:
 def _save_torch_atomic(obj, path: Path) -> None:
     import torch
 
-    from cfer.experiments.io import atomic_write_bytes
+    from cfer.atomic import atomic_write
 
-    atomic_write_bytes(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 # --------------------------------------------------------------------------- paper protocol

@@ -18,7 +18,8 @@ import numpy as np
 
 from cfer.experiments.plots import (PlotConfig, _band, _figure, _percent_axis, _save, _stack, _step_axis,
                                mean_spread, slug)
-from cfer.experiments.report import _markdown, format_cell, write_text_atomic
+from cfer.atomic import atomic_write_text
+from cfer.experiments.report import _markdown, format_cell
 
 #: Column headers of the few-shot metrics (keys of experiments.fewshot.FEWSHOT_METRICS).
 FEWSHOT_HEADERS: dict[str, str] = {
@@ -240,7 +241,7 @@ def write_fewshot_report(run_dir: str | Path, results: Mapping | None = None, *,
     out = run_dir / "plots"
     plots = [metrics_vs_shots(block, out / "fewshot_vs_shots.png", cfg),
              per_class_heatmap(block, out / "fewshot_per_class.png", cfg)]
-    return write_text_atomic(run_dir / "report.md", render_fewshot_report(results, plots, run_dir))
+    return atomic_write_text(run_dir / "report.md", render_fewshot_report(results, plots, run_dir))
 
 
 def fscil_section(results: Mapping, run_dir: str | Path, plot_config: PlotConfig | None = None) -> str:

@@ -23,6 +23,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cfer.atomic import atomic_write_bytes
+
 
 @dataclass(frozen=True)
 class PlotConfig:
@@ -31,13 +33,6 @@ class PlotConfig:
 
 
 # --------------------------------------------------------------------------- files
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
-    from cfer.experiments.io import atomic_write_bytes as write_atomic
-
-    write_atomic(path, lambda f: f.write(data))
-    return Path(path)
 
 
 def slug(name: str) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from cfer.plugins import metrics as M
-from cfer.experiments.plots import PlotConfig, atomic_write_bytes, plot_all, slug
+from cfer.atomic import atomic_write_text
+from cfer.experiments.plots import PlotConfig, plot_all, slug
 
 #: Column headers of the summary metrics (same order as metrics.SUMMARY_METRICS).
 HEADERS: dict[str, str] = {
@@ -39,10 +40,6 @@ learning it - final accuracy on it); *max forgetting*: the same from its best ac
 
 
 # --------------------------------------------------------------------------- reading
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
 
 def load_results(run_dir: str | Path) -> dict:
     """results.json of ``run_dir``, checked; each method gets a ``summary`` if it lacks one.
@@ -248,7 +245,7 @@ def write_report(run_dir: str | Path, *, plot_config: PlotConfig | None = None) 
     plots = plot_all(results, run_dir / "plots", plot_config)
     # fscil_section is empty unless the runs carry the FSCIL fields (phase: fscil).
     text = render_report(results, plots, run_dir) + fscil_section(results, run_dir, plot_config)
-    return write_text_atomic(run_dir / "report.md", text)
+    return atomic_write_text(run_dir / "report.md", text)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -296,6 +293,6 @@ def cli_compare(args) -> int:
     rows = _compare_rows(args.run_dirs)
     print(compare_table(rows, fmt="text"))
     if out:
-        write_text_atomic(out, compare_table(rows, fmt=fmt))
+        atomic_write_text(out, compare_table(rows, fmt=fmt))
         print(f"wrote {out}")
     return 0

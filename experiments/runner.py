@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cfer.experiments.config import ExperimentConfig, load_config, save_config
 from cfer.experiments.configio import to_dict
-from cfer.experiments.io import atomic_write_json, atomic_write_text
+from cfer.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Runner:
         import torch
         from avalanche.training.determinism.rng_manager import RNGManager
 
-        from cfer.experiments.io import atomic_write_bytes
+        from cfer.atomic import atomic_write
         from cfer.plugins.throughput import ThroughputPlugin
         from cfer.strategies.models import build_model
 
@@ -187,7 +187,7 @@ class Runner:
                 close()
         saved = {"state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
                  "train_seconds": meter.seconds, "images": meter.images}
-        atomic_write_bytes(path, lambda f: torch.save(saved, f))
+        atomic_write(path, lambda f: torch.save(saved, f))
         return saved
 
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
