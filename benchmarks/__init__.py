@@ -1,41 +1,24 @@
 """Expression data sets as Avalanche class-incremental benchmarks.
 
-Public names are imported lazily (PEP 562) so that ``import benchmarks``
-stays cheap; torch and Avalanche load only when a benchmark is built.
+Importing this package stays cheap (no torch, no Avalanche): the modules
+below import those only inside the functions that build a benchmark.
 """
 
-from importlib import import_module
+from cfer.benchmarks import taxonomy
+from cfer.benchmarks.cache import load_images
+from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
+from cfer.benchmarks.dataset import FaceDataset, concat
+from cfer.benchmarks.folder import load_folder, parse_folder_spec
+from cfer.benchmarks.prepare import PrepareConfig, prepare_faces
+from cfer.benchmarks.rafce import load_rafce, load_rafce_stream
+from cfer.benchmarks.rafdb import load_rafdb, load_rafdb_stream
+from cfer.benchmarks.scenario import StreamInfo, class_orders, compound_benchmark
+from cfer.benchmarks.splits import subject_folds
+from cfer.benchmarks.synthfaces import AU_TABLE, SyntheticConfig, synthetic, write_synthetic
 
-_EXPORTS = {
-    "FaceDataset": "cfer.benchmarks.dataset",
-    "concat": "cfer.benchmarks.dataset",
-    "load_cfee": "cfer.benchmarks.cfee",
-    "parse_cfee_name": "cfer.benchmarks.cfee",
-    "compound_benchmark": "cfer.benchmarks.scenario",
-    "class_orders": "cfer.benchmarks.scenario",
-    "StreamInfo": "cfer.benchmarks.scenario",
-    "subject_folds": "cfer.benchmarks.splits",
-    "load_images": "cfer.benchmarks.cache",
-    "synthetic": "cfer.benchmarks.synthfaces",
-    "write_synthetic": "cfer.benchmarks.synthfaces",
-    "SyntheticConfig": "cfer.benchmarks.synthfaces",
-    "AU_TABLE": "cfer.benchmarks.synthfaces",
-    "taxonomy": "cfer.benchmarks.taxonomy",
-    "load_rafdb": "cfer.benchmarks.rafdb",
-    "load_rafdb_stream": "cfer.benchmarks.rafdb",
-    "load_rafce": "cfer.benchmarks.rafce",
-    "load_rafce_stream": "cfer.benchmarks.rafce",
-    "load_folder": "cfer.benchmarks.folder",
-    "parse_folder_spec": "cfer.benchmarks.folder",
-    "prepare_faces": "cfer.benchmarks.prepare",
-    "PrepareConfig": "cfer.benchmarks.prepare",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'cfer.benchmarks' has no attribute {name!r}")
-    module = import_module(_EXPORTS[name])
-    return module if name == "taxonomy" else getattr(module, name)
+__all__ = [
+    "AU_TABLE", "FaceDataset", "PrepareConfig", "StreamInfo", "SyntheticConfig", "class_orders",
+    "compound_benchmark", "concat", "load_cfee", "load_folder", "load_images", "load_rafce",
+    "load_rafce_stream", "load_rafdb", "load_rafdb_stream", "parse_cfee_name", "parse_folder_spec",
+    "prepare_faces", "subject_folds", "synthetic", "taxonomy", "write_synthetic",
+]
