@@ -1,49 +1,54 @@
 """Avalanche plugins: basic-model distillation, predictive-sorting replay, FER metrics, speed.
 
-Public names are imported lazily (PEP 562): ``import plugins`` does not load
-torch or Avalanche until a plugin is used.
+Importing this package imports its plugins, hence torch and Avalanche (about
+6 s on 2 CPU cores). What must load without them lives outside it: the ``data``
+config section is :class:`cfer.benchmarks.placement.FastDataConfig`.
+
+The names below are the public API for users. Code inside the project imports
+from the defining modules (``from cfer.plugins.psmr import ...``), not from here.
+Note: ``fer_metrics`` here is the function; its module is reached as
+``from cfer.plugins.fer_metrics import ...``.
 """
 
-from importlib import import_module
+from cfer.benchmarks.placement import FastDataConfig
+from cfer.plugins.distillation import (
+    BasicDistillationPlugin,
+    DistillationConfig,
+    distillation_loss,
+    gamma_at,
+)
+from cfer.plugins.fer_metrics import (
+    UAR,
+    BasicAccuracy,
+    ComponentConfusion,
+    EvalPredictions,
+    FERPredictionCollector,
+    MacroF1,
+    NewClassAccuracy,
+    OldClassAccuracy,
+    StepAccuracy,
+    fer_metrics,
+)
+from cfer.plugins.memory import memory_sizes
+from cfer.plugins.psmr import PredictiveSortingReplayPlugin, PSMRBuffer, PSMRConfig
+from cfer.plugins.selection import (
+    ClosestToCenterSelection,
+    HerdingSelection,
+    PredictiveSortingSelection,
+    selection_names,
+    selection_strategy,
+)
+from cfer.plugins.speed.fast_data import FastDataPlugin
+from cfer.plugins.speed.loader import FastLoader
+from cfer.plugins.speed.precision import PrecisionConfig, PrecisionPlugin, compile_model
+from cfer.plugins.speed.throughput import ThroughputPlugin
+from cfer.plugins.stream_filter import OnlyStream
 
-_EXPORTS = {
-    "BasicDistillationPlugin": "cfer.plugins.distillation",
-    "DistillationConfig": "cfer.plugins.distillation",
-    "distillation_loss": "cfer.plugins.distillation",
-    "gamma_at": "cfer.plugins.distillation",
-    "PredictiveSortingReplayPlugin": "cfer.plugins.psmr",
-    "PSMRConfig": "cfer.plugins.psmr",
-    "PSMRBuffer": "cfer.plugins.psmr",
-    "memory_sizes": "cfer.plugins.psmr",
-    "PredictiveSortingSelection": "cfer.plugins.selection",
-    "HerdingSelection": "cfer.plugins.selection",
-    "ClosestToCenterSelection": "cfer.plugins.selection",
-    "selection_strategy": "cfer.plugins.selection",
-    "selection_names": "cfer.plugins.selection",
-    "fer_metrics": "cfer.plugins.fer_metrics",
-    "FERPredictionCollector": "cfer.plugins.fer_metrics",
-    "EvalPredictions": "cfer.plugins.fer_metrics",
-    "StepAccuracy": "cfer.plugins.fer_metrics",
-    "UAR": "cfer.plugins.fer_metrics",
-    "MacroF1": "cfer.plugins.fer_metrics",
-    "OldClassAccuracy": "cfer.plugins.fer_metrics",
-    "NewClassAccuracy": "cfer.plugins.fer_metrics",
-    "BasicAccuracy": "cfer.plugins.fer_metrics",
-    "ComponentConfusion": "cfer.plugins.fer_metrics",
-    "ThroughputPlugin": "cfer.plugins.throughput",
-    "OnlyStream": "cfer.plugins.stream_filter",
-    "FastDataConfig": "cfer.plugins.fast_data",
-    "FastDataPlugin": "cfer.plugins.fast_data",
-    "FastLoader": "cfer.plugins.fast_data",
-    "PrecisionConfig": "cfer.plugins.precision",
-    "PrecisionPlugin": "cfer.plugins.precision",
-    "compile_model": "cfer.plugins.precision",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'cfer.plugins' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__all__ = [
+    "UAR", "BasicAccuracy", "BasicDistillationPlugin", "ClosestToCenterSelection", "ComponentConfusion",
+    "DistillationConfig", "EvalPredictions", "FERPredictionCollector", "FastDataConfig", "FastDataPlugin",
+    "FastLoader", "HerdingSelection", "MacroF1", "NewClassAccuracy", "OldClassAccuracy", "OnlyStream",
+    "PSMRBuffer", "PSMRConfig", "PrecisionConfig", "PrecisionPlugin", "PredictiveSortingReplayPlugin",
+    "PredictiveSortingSelection", "StepAccuracy", "ThroughputPlugin", "compile_model", "distillation_loss",
+    "fer_metrics", "gamma_at", "memory_sizes", "selection_names", "selection_strategy",
+]

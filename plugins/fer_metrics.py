@@ -1,12 +1,12 @@
 """FER metrics as Avalanche ``PluginMetric``s, emitted once per evaluation stream.
 
 Avalanche's own metrics cover accuracy per experience/stream but not the
-views of DESIGN.md (old/new/basic accuracy, UAR, macro F1, component
+views of docs/design.md (old/new/basic accuracy, UAR, macro F1, component
 confusion), and ``class_accuracy_metrics`` calls ``.item()`` per sample. Here
 one :class:`FERPredictionCollector` keeps each eval mini-batch's targets and
 arg-max predictions as tensors on the model's device, moves them to the CPU
 once per stream, and every metric computes its value with the definitions of
-``cfer.plugins.metrics`` in ``after_eval``, so Avalanche loggers (text,
+``cfer.plugins.metric_definitions`` in ``after_eval``, so Avalanche loggers (text,
 TensorBoard, ``EvaluationPlugin.get_last_metrics``) receive them under names
 like ``StepAcc_Stream/eval_phase/test_stream``.
 
@@ -23,7 +23,8 @@ emitted.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from cfer.plugins import metrics as M
+from cfer.plugins import metric_definitions as M
 
 
 class EvalPredictions(NamedTuple):
@@ -41,7 +42,7 @@ class EvalPredictions(NamedTuple):
     y_pred: np.ndarray
     experience: np.ndarray  # experience id of each image
 
-    def select(self, mask: np.ndarray) -> "EvalPredictions":
+    def select(self, mask: np.ndarray) -> EvalPredictions:
         return EvalPredictions(self.y_true[mask], self.y_pred[mask], self.experience[mask])
 
 
@@ -49,7 +50,7 @@ class FERPredictionCollector(PluginMetric[EvalPredictions]):
     """Collects (y_true, y_pred, experience id) over the last eval stream; emits nothing.
 
     The runner reads :meth:`result` after ``strategy.eval(test_stream[:i+1])``
-    to fill row i of the accuracy matrix (``cfer.plugins.metrics.run_record``)
+    to fill row i of the accuracy matrix (``cfer.plugins.metric_definitions.run_record``)
     without a second pass over the data.
     """
 

@@ -1,4 +1,5 @@
-"""Metric definitions (plugins.metrics) on hand-made inputs, and the Avalanche FER plugin metrics."""
+"""Metric definitions (plugins.metric_definitions) on hand-made inputs, and the Avalanche FER
+plugin metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from cfer.plugins import metrics as M
+from cfer.plugins import metric_definitions as M
 
 # R[i][j]: accuracy on experience j after training experience i (T = 3).
 R3 = [[0.90, None, None],
@@ -268,5 +269,6 @@ def test_plugin_metrics_match_definitions_and_avalanche(tiny_benchmark):
     t, p, e = collector.result()
     T = len(bm.test_stream)
     assert collector.step == T - 1 and set(e.tolist()) == set(range(T))
-    assert value("StepAcc") == pytest.approx(evaluator.get_last_metrics()["Top1_Acc_Stream/eval_phase/test_stream"])
+    stream_acc = evaluator.get_last_metrics()["Top1_Acc_Stream/eval_phase/test_stream"]
+    assert value("StepAcc") == pytest.approx(stream_acc)
     assert value("NewClassAcc") == pytest.approx(M.accuracy(t[e == T - 1], p[e == T - 1]))

@@ -10,17 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from cfer.plugins import fast_data, precision
+from cfer.benchmarks.placement import FastDataConfig
+from cfer.benchmarks.transforms import train_transform
+from cfer.plugins.speed import device_transforms, fast_data, precision
+from cfer.plugins.speed.loader import FastLoader
 from cfer.strategies.builder import build
 from cfer.strategies.config import StrategyConfig
-from cfer.benchmarks.transforms import train_transform
 from cfer.strategies.models import ModelConfig, build_model
 from cfer.strategies.registry import available, entry
 from tests.conftest import make_tiny_dataset
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
-            basic_lr=1e-3, mem_per_class=1, bic_epochs=1, bic_val_fraction=0.5,
-            agem_patterns_per_exp=4, agem_sample_size=4, gem_patterns_per_exp=4)
+            basic_lr=1e-3, mem_per_class=1)
+TINY_PARAMS = {"bic": dict(epochs=1, val_fraction=0.5), "agem": dict(patterns_per_exp=4, sample_size=4),
+               "gem": dict(patterns_per_exp=4)}  # strategies.params.<name>
 
 
 def tiny_bm(*, train_transform=None, size=16):
@@ -62,7 +65,7 @@ def recorder():
     return Recorder()
 
 
-STOCK = fast_data.FastDataConfig(on_device="false")
+STOCK = FastDataConfig(on_device="false")
 
 
 def run(name, bm, *, fast: bool, prec: precision.PrecisionConfig | None = None, n_exps=2, backend=None):
@@ -73,11 +76,11 @@ def run(name, bm, *, fast: bool, prec: precision.PrecisionConfig | None = None, 
     rec = recorder()
     # The registry's own speed options are off: this helper applies them itself.
     strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
-                     evaluator=quiet_evaluator(), plugins=[rec], data=STOCK)
+                     params=TINY_PARAMS.get(name), evaluator=quiet_evaluator(), plugins=[rec], data=STOCK)
     if prec is not None:
         precision.enable(strategy, prec, compile_backend=backend)
     if fast:
-        fast_data.enable(strategy, fast_data.FastDataConfig(on_device="auto"))
+        fast_data.enable(strategy, FastDataConfig(on_device="auto"))
     for i in range(n_exps):
         strategy.train(bm.train_stream[i], eval_streams=[])
         strategy.eval(bm.test_stream[: i + 1])
@@ -109,8 +112,11 @@ def test_fast_path_trains_on_the_same_batches_as_stock(name):
 
 
 def test_loaders_of_every_kind_give_the_same_items():
-    from avalanche.benchmarks.utils.data_loader import (ReplayDataLoader, SingleDatasetDataLoader,
-                                                        TaskBalancedDataLoader)
+    from avalanche.benchmarks.utils.data_loader import (
+        ReplayDataLoader,
+        SingleDatasetDataLoader,
+        TaskBalancedDataLoader,
+    )
     from torch.utils.data import DataLoader
 
     bm = tiny_bm()
@@ -130,7 +136,7 @@ def test_loaders_of_every_kind_give_the_same_items():
         stock = list(make())
         torch.manual_seed(3)
         fast = plugin.wrap(make(), device="cpu")
-        assert isinstance(fast, fast_data.FastLoader), kind
+        assert isinstance(fast, FastLoader), kind
         assert len(fast) == len(stock)
         assert_same_batches(stock, list(fast))
 
@@ -142,7 +148,7 @@ def test_exemplar_ranking_loader_matches_the_selection_loader():
     strategy, _ = run("naive", bm, fast=True, n_exps=1)
     data = bm.train_stream[0].dataset
     loader = fast_data.make_loader(strategy, data.eval(), batch_size=strategy.eval_mb_size)
-    assert isinstance(loader, fast_data.FastLoader)
+    assert isinstance(loader, FastLoader)
     assert_same_batches(list(_loader(strategy, data)), list(loader))
     order = PredictiveSortingSelection().make_sorted_indices(strategy, data)
     assert sorted(order) == list(range(len(data)))
@@ -158,11 +164,11 @@ def test_device_affine_equals_torchvision_per_image():
     scales, shears = torch.linspace(0.8, 1.2, 6), torch.linspace(-5, 5, 6)
     params = [(float(a), [float(t), -2.0], float(s), [float(h), 3.0])
               for a, t, s, h in zip(angles, shifts, scales, shears)]
-    theta = fast_data._affine_theta(*(torch.tensor(v, dtype=torch.float64) for v in (
+    theta = device_transforms._affine_theta(*(torch.tensor(v, dtype=torch.float64) for v in (
         [p[0] for p in params], [p[1][0] for p in params], [p[1][1] for p in params], [p[2] for p in params],
         [p[3][0] for p in params], [p[3][1] for p in params])), cx=0.0, cy=0.0)
     for mode, fill in (("nearest", 0), ("bilinear", [10.0, 20.0, 30.0])):
-        got = fast_data.affine_batch(x, theta, mode=mode, fill=fill)
+        got = device_transforms.affine_batch(x, theta, mode=mode, fill=fill)
         ref = torch.stack([F.affine(x[i], angle=a, translate=t, scale=s, shear=h, fill=fill,
                                     interpolation=InterpolationMode(mode))
                            for i, (a, t, s, h) in enumerate(params)])
@@ -211,21 +217,34 @@ def test_unsupported_transforms_keep_the_stock_loader_with_a_warning(caplog):
 
 
 def test_fast_data_config_and_enable_errors():
-    assert fast_data.FastDataConfig(on_device=True).on_device == "true"
-    assert fast_data.FastDataConfig(on_device=False).on_device == "false"
+    assert FastDataConfig(on_device=True).on_device == "true"
+    assert FastDataConfig(on_device=False).on_device == "false"
     with pytest.raises(ValueError, match="data.on_device: 'gpu' is not one of auto, true, false"):
-        fast_data.FastDataConfig(on_device="gpu")
+        FastDataConfig(on_device="gpu")
     bm = tiny_bm()
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm, config=StrategyConfig(**TINY),
-                     data=fast_data.FastDataConfig(on_device="false"))
+                     data=FastDataConfig(on_device="false"))
     with pytest.raises(ValueError, match="data.on_device=true needs a CUDA device"):
-        fast_data.enable(strategy, fast_data.FastDataConfig(on_device="true"))
-    assert fast_data.enable(strategy, fast_data.FastDataConfig(on_device="false")) is None
+        fast_data.enable(strategy, FastDataConfig(on_device="true"))
+    assert fast_data.enable(strategy, FastDataConfig(on_device="false")) is None
     assert not any(isinstance(p, fast_data.FastDataPlugin) for p in strategy.plugins)
 
 
 # -- precision, layout and compile -------------------------------------------------------------
+
+def test_the_data_section_loads_without_torch():
+    # The config module imports FastDataConfig before torch is loaded: a config error must
+    # answer in a fraction of a second, not after the 6 s of importing torch and Avalanche.
+    import subprocess
+    import sys
+
+    code = ("import sys; import cfer.experiments.config as c; from cfer.benchmarks.placement import "
+            "FastDataConfig; assert c.ExperimentConfig().data == FastDataConfig(); "
+            "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
 
 def test_precision_config_accepts_and_rejects_clearly(monkeypatch):
     assert precision.PrecisionConfig(compile=True).compile == "default"
@@ -313,7 +332,7 @@ def test_every_registered_strategy_trains_with_fp16_channels_last_and_the_fast_p
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
     strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
-                     evaluator=quiet_evaluator(), data=STOCK)
+                     params=TINY_PARAMS.get(name), evaluator=quiet_evaluator(), data=STOCK)
     plugin = precision.enable(strategy, precision.PrecisionConfig(precision="fp16", channels_last=True))
     fast_data.enable(strategy)
     if entry(name).offline:

@@ -44,7 +44,7 @@ timeout "$(limit 150)" python3 - <<'EOF' 2>&1 | tee "$OUT/smoke.txt"
 import time, torch
 from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
 from cfer.benchmarks.transforms import train_transform
-from cfer.plugins import fast_data, precision
+from cfer.plugins.speed import fast_data, precision
 from cfer.strategies.builder import build
 from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models import ModelConfig, build_model

@@ -1,4 +1,4 @@
-"""Metric definitions of DESIGN.md ("Metric definitions"), one function each, pure numpy.
+"""Metric definitions of docs/design.md ("Metric definitions"), one function each, pure numpy.
 
 Two kinds of input:
 
@@ -24,7 +24,7 @@ lines each, sklearn is not a dependency of the package, and the weighting
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -10,8 +10,8 @@ strategy:
   template's forward in training and evaluation, and also the calls plugins
   make themselves (exemplar ranking; a distillation teacher or LwF's previous
   model, which are deep copies and keep the hooks), while losses, metrics and
-  plugin losses see float32 logits (DESIGN.md: plugin losses run outside
-  autocast);
+  plugin losses see float32 logits (docs/design.md, "Avalanche pitfalls":
+  plugin losses run outside autocast);
 - fp16 only: the strategy's ``backward``/``optimizer_step`` gain a
   ``GradScaler`` (:class:`LossScaling`); gradients are unscaled right
   after the backward pass, so ``after_backward`` plugins (GEM, A-GEM
@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from avalanche.core import SupervisedPlugin
+
+from cfer.plugins import compat
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_MODES = ("false", "default", "reduce-overhead")
@@ -171,22 +173,19 @@ class LossScaling:
     """
 
     def __init__(self, strategy, *, device_type: str):
-        from avalanche.training.templates.base_sgd import BaseSGDTemplate
-
         cls = type(strategy)
-        if not isinstance(strategy, BaseSGDTemplate):
+        own = compat.own_sgd_steps(strategy)
+        if own is None:
             raise ValueError(f"training.precision=fp16: {cls.__name__} is not an Avalanche SGD template, "
                              "so its backward pass cannot be loss-scaled; use bf16 or fp32")
-        for name in ("backward", "optimizer_step"):
-            if getattr(cls, name) is not getattr(BaseSGDTemplate, name):
-                raise ValueError(f"training.precision=fp16: {cls.__name__} has its own {name}(), which "
-                                 "loss scaling would replace; use bf16 or fp32")
+        if own:
+            raise ValueError(f"training.precision=fp16: {cls.__name__} has its own {own[0]}(), which "
+                             "loss scaling would replace; use bf16 or fp32")
         self.strategy = strategy
         self.scaler = torch.amp.GradScaler(device_type)
         self.backward_calls = 0
         self._scaled = False
-        strategy.backward = self.backward
-        strategy.optimizer_step = self.optimizer_step
+        compat.replace_sgd_steps(strategy, backward=self.backward, optimizer_step=self.optimizer_step)
 
     def backward(self):
         s = self.strategy
@@ -202,15 +201,6 @@ class LossScaling:
             self.scaler.update()
         else:  # gradients computed elsewhere, not scaled: a plain step
             self.strategy.optimizer.step()
-
-
-def _flattens_gradients(strategy) -> bool:
-    """Whether a plugin reads gradients with ``.view(-1)``, which fails on channels-last
-    gradients: Avalanche's ``AGEMPlugin`` and ``GSS_greedyPlugin``. With them, channels-last
-    applies to the inputs only and parameters (hence gradients) keep their layout."""
-    from avalanche.training.plugins import AGEMPlugin, GSS_greedyPlugin
-
-    return any(isinstance(p, (AGEMPlugin, GSS_greedyPlugin)) for p in strategy.plugins)
 
 
 class PrecisionPlugin(SupervisedPlugin):
@@ -235,7 +225,7 @@ class PrecisionPlugin(SupervisedPlugin):
             if getattr(model, "_cfer_precision", None) is None:
                 ModelPrecision(device_type=device.type, dtype=cfg.dtype,
                                channels_last=cfg.channels_last).install(model)
-            if cfg.channels_last and not _flattens_gradients(strategy):
+            if cfg.channels_last and not compat.flattens_gradients(strategy):
                 model.to(memory_format=torch.channels_last)
         if cfg.compile != "false":
             self.compiled = compile_model(model, mode=cfg.compile, backend=self.compile_backend)
