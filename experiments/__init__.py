@@ -1,1 +1,2 @@
-"""Configs, the ``cfer`` command line, the runner, reports and plots."""
+"""Configs, the ``cfer`` command line, one module per phase of ``cfer run`` (on a shared
+run context), their reports and plots."""

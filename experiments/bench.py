@@ -8,8 +8,8 @@ size x precision x compile mode) times:
     model, optimizer, autocast, layout and compiled parts as ours);
 (b) ``stock``: Avalanche's ``Naive`` through its own DataLoader, fp32 (stock
     Avalanche has no mixed precision), per-item torchvision transforms;
-(c) ``ours``: the same ``Naive`` with :mod:`cfer.plugins.precision` and
-    :mod:`cfer.plugins.fast_data` enabled, as the strategy registry enables them;
+(c) ``ours``: the same ``Naive`` with :mod:`cfer.plugins.speed.precision` and
+    :mod:`cfer.plugins.speed.fast_data` enabled, as the strategy registry enables them;
 (d) ``rank``: exemplar ranking (predictive sorting: inference over the
     training set) with the strategy of (c).
 
@@ -56,7 +56,7 @@ class BenchConfig:
     stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
 
     def __post_init__(self) -> None:
-        from cfer.plugins.precision import PrecisionConfig
+        from cfer.plugins.speed.precision import PrecisionConfig
 
         if self.images < 64 or self.image_size < 16 or self.epochs < 1:
             raise ValueError("bench: need images >= 64, image_size >= 16 and epochs >= 1")
@@ -143,8 +143,9 @@ class BareLoop:
     def __init__(self, cfg: BenchConfig, bm, *, batch_size: int, precision: str, compile_mode: str, device):
         import torch
 
-        from cfer.plugins.fast_data import DeviceTransform, item_table
-        from cfer.plugins.precision import PrecisionConfig, compile_model
+        from cfer.plugins.speed.device_transforms import DeviceTransform
+        from cfer.plugins.speed.items import item_table
+        from cfer.plugins.speed.precision import PrecisionConfig, compile_model
 
         self.cfg, self.batch_size, self.device = cfg, batch_size, device
         self.pcfg = PrecisionConfig(precision=precision, channels_last=cfg.channels_last,
@@ -200,8 +201,9 @@ class NaivePath:
         from avalanche.training import Naive
         from avalanche.training.plugins import EvaluationPlugin
 
-        from cfer.plugins import fast_data
-        from cfer.plugins import precision as prec
+        from cfer.benchmarks.placement import FastDataConfig
+        from cfer.plugins.speed import fast_data
+        from cfer.plugins.speed import precision as prec
 
         timer = self.timer = _EpochTimer(device)
 
@@ -226,7 +228,7 @@ class NaivePath:
             pcfg = prec.PrecisionConfig(precision=precision, channels_last=cfg.channels_last,
                                         compile=compile_mode)
             prec.enable(self.strategy, pcfg)
-            fast_data.enable(self.strategy, fast_data.FastDataConfig(on_device="auto"))
+            fast_data.enable(self.strategy, FastDataConfig(on_device="auto"))
 
     def epoch(self) -> None:
         self.strategy.train(self.experience, num_workers=0 if self.ours else self.cfg.stock_workers)

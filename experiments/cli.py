@@ -10,6 +10,15 @@ import argparse
 import logging
 import sys
 from importlib import import_module
+from pathlib import Path
+
+#: ``cfer run``: the function that runs each ``config.phase``,
+#: ``run(cfg, run_dir, *, resume) -> results`` (imported only when that phase runs).
+PHASE_RUNNERS: dict[str, str] = {
+    "continual": "cfer.experiments.continual:run",
+    "fewshot": "cfer.experiments.fewshot:run",
+    "fscil": "cfer.experiments.fscil:run",
+}
 
 
 def _add_synth(sub) -> None:
@@ -29,7 +38,7 @@ def _add_run(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run in RUN_DIR with its saved config")
-    p.set_defaults(handler="cfer.experiments.runner:cli_run")
+    p.set_defaults(handler="cfer.experiments.cli:cli_run")
 
 
 def _add_prepare(sub) -> None:
@@ -58,7 +67,8 @@ def _add_compare(sub) -> None:
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="time our Avalanche path against a bare PyTorch loop")
     p.add_argument("--device", default=None, choices=["cuda", "cpu"], help="default: cuda if available")
-    p.add_argument("--model", default=None, help="backbone (default: small_cnn on CPU, resnet50_paper on GPU)")
+    p.add_argument("--model", default=None,
+                   help="backbone (default: small_cnn on CPU, resnet50_paper on GPU)")
     p.add_argument("--batch-size", type=int, action="append", default=None, dest="batch_sizes")
     p.add_argument("--precision", action="append", default=None, dest="precisions",
                    choices=["fp32", "bf16", "fp16"])
@@ -66,6 +76,33 @@ def _add_bench(sub) -> None:
                    choices=["false", "default", "reduce-overhead"])
     p.add_argument("--json", default=None, dest="json_out", help="also write the table as JSON records")
     p.set_defaults(handler="cfer.experiments.bench:cli_bench")
+
+
+def cli_run(args) -> int:
+    """``cfer run``: run the config's phase into its run directory, then report it."""
+    from cfer.experiments.config import load_config
+    from cfer.experiments.context import default_run_dir
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg_path = run_dir / "config.yaml"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"{cfg_path}: no saved config to resume from")
+        if args.config:
+            raise ValueError("--resume takes the config saved in the run directory; drop CONFIG")
+        cfg = load_config(cfg_path, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    module, func = PHASE_RUNNERS[cfg.phase].split(":")
+    results = getattr(import_module(module), func)(cfg, run_dir, resume=bool(args.resume))
+    from cfer.experiments.report import format_summary_table, write_report
+
+    if cfg.output.plots:
+        write_report(run_dir)
+    print(format_summary_table(results))
+    print(f"\nwrote {run_dir}/: results.json, metrics.csv, report.md, plots/, logs/")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

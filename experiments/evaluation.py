@@ -14,8 +14,14 @@ def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
     runner reads it after each ``strategy.eval``); ``closers`` are called when
     the run ends to flush and close the loggers' files.
     """
-    from avalanche.evaluation.metrics import (accuracy_metrics, bwt_metrics, confusion_matrix_metrics,
-                                              forgetting_metrics, loss_metrics, timing_metrics)
+    from avalanche.evaluation.metrics import (
+        accuracy_metrics,
+        bwt_metrics,
+        confusion_matrix_metrics,
+        forgetting_metrics,
+        loss_metrics,
+        timing_metrics,
+    )
     from avalanche.logging import CSVLogger, TextLogger
     from avalanche.training.plugins import EvaluationPlugin
 

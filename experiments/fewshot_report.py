@@ -1,25 +1,23 @@
-"""Report and figures of the few-shot phases, from results.json only.
+"""The report of ``phase: fewshot`` (the paper's protocol), from results.json only.
 
-- ``phase: fewshot`` (results.json has a top-level ``"fewshot"`` block):
-  :func:`write_fewshot_report` writes ``plots/fewshot_*.png`` and
-  ``report.md``; :func:`format_fewshot_table` is the one-screen table.
-- ``phase: fscil`` (continual schema, runs with ``novel_accuracy``):
-  :func:`fscil_section` adds a markdown section and a base / novel /
-  harmonic-mean figure per method to the continual report.
+:mod:`cfer.experiments.report` picks this module for results whose
+``config.phase`` is ``fewshot``; like every phase's report module it has
+:func:`check`, :func:`summary_table`, :func:`write_report` (``plots/fewshot_*.png``
+and ``report.md``) and :func:`compare_rows`.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from cfer.experiments.plots import (PlotConfig, _band, _figure, _percent_axis, _save, _stack, _step_axis,
-                               mean_spread, slug)
 from cfer.atomic import atomic_write_text
-from cfer.experiments.report import _markdown, format_cell
+from cfer.experiments.fewshot import FEWSHOT_METRICS, summarize_fewshot
+from cfer.experiments.plots import PlotConfig, _band, _figure, _percent_axis, _save
+from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
+from cfer.plugins.metric_definitions import mean_std
 
 #: Column headers of the few-shot metrics (keys of experiments.fewshot.FEWSHOT_METRICS).
 FEWSHOT_HEADERS: dict[str, str] = {
@@ -38,21 +36,12 @@ the paper's few-shot figure, and a model that always answers the new class score
 the basic and new test images together; *harmonic mean*: of basic acc and new-class recall,
 0 for a model that always answers the new class."""
 
-FSCIL_HEADERS: dict[str, str] = {
-    "performance_drop": "performance drop",
-    "final_base_accuracy": "base acc (last)",
-    "final_novel_accuracy": "novel acc (last)",
-    "final_harmonic_mean": "harmonic mean (last)",
-    "average_harmonic_mean": "harmonic mean (avg over sessions)",
-}
-
 
 # --------------------------------------------------------------------------- checking
 
-def check_fewshot(results: Mapping, *, where: str = "results.json") -> Mapping:
-    """The ``fewshot`` block of ``results``, checked (one-line ValueError naming the key)."""
-    from cfer.experiments.fewshot import FEWSHOT_METRICS, summarize_fewshot
-
+def check(results: Mapping, *, where: str = "results.json") -> Mapping:
+    """The ``fewshot`` block of ``results``, checked (one-line ValueError naming ``where`` and
+    the key); it gets a ``summary`` if it lacks one."""
     block = results.get("fewshot")
     if not isinstance(block, dict):
         raise ValueError(f"{where}: key 'fewshot' is missing or not an object")
@@ -69,17 +58,9 @@ def check_fewshot(results: Mapping, *, where: str = "results.json") -> Mapping:
     return block
 
 
-def load_fewshot_results(run_dir: str | Path) -> dict:
-    """results.json of a ``phase: fewshot`` run, checked."""
-    path = Path(run_dir) / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (is {run_dir} a `cfer run` output folder?)")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    check_fewshot(results, where=str(path))
-    return results
+def compare_rows(results: Mapping) -> list[tuple[str, dict]]:
+    """None: ``cfer compare`` tables the continual summary metrics, which a few-shot run has not."""
+    return []
 
 
 # --------------------------------------------------------------------------- tables
@@ -91,20 +72,16 @@ def _shot_rows(block: Mapping, *, with_n: bool) -> list[list[str]]:
     return rows
 
 
-def format_fewshot_table(results: Mapping) -> str:
+def summary_table(results: Mapping) -> str:
     """Shots x few-shot metrics as a text table (percent, mean ± std)."""
-    from cfer.experiments.report import _aligned
-
-    block = check_fewshot(results)
+    block = check(results)
     header = ["shots n"] + list(FEWSHOT_HEADERS.values())
-    return (_aligned(header, _shot_rows(block, with_n=False))
+    return (aligned_table(header, _shot_rows(block, with_n=False))
             + f"\n({block['method']}; percent; mean ± sample std over "
               f"{len(block['records']) // max(len(block['summary']), 1)} steps per n)")
 
 
 def _per_class_rows(block: Mapping) -> list[list[str]]:
-    from cfer.plugins.metrics import mean_std
-
     shots = [int(n) for n in block["summary"]]
     classes = list(dict.fromkeys(r["class"] for r in block["records"]))
     rows = []
@@ -148,8 +125,6 @@ def metrics_vs_shots(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
 
 def per_class_heatmap(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
     """Classes x n: new-class recall (the paper's figure) beside the harmonic mean."""
-    from cfer.plugins.metrics import mean_std
-
     shots = [int(n) for n in block["summary"]]
     classes = list(dict.fromkeys(r["class"] for r in block["records"]))
     fig = _figure(3.2 + 1.1 * len(shots), 1.6 + 0.32 * len(classes))
@@ -171,37 +146,11 @@ def per_class_heatmap(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
     return _save(fig, path, cfg)
 
 
-def fscil_sessions(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig) -> Path:
-    """Base, novel and harmonic-mean accuracy per session, and the session (step) accuracy."""
-    fig = _figure(8, 4.8)
-    ax = fig.add_subplot()
-    T = 1
-    for key, label, color in (("step_accuracy", "all seen classes", "tab:green"),
-                              ("base_accuracy", "base (basic classes)", "tab:blue"),
-                              ("novel_accuracy", "novel (compound classes so far)", "tab:orange"),
-                              ("harmonic_mean", "harmonic mean of base and novel", "black")):
-        a = _stack([r[key] for r in runs])
-        T = max(T, a.shape[1])
-        mean, std = mean_spread(a)
-        _band(ax, np.arange(a.shape[1]), mean, std, color=color, label=label)
-    _step_axis(ax, T)
-    ax.set_xlabel("after session (0 = basic)")
-    _percent_axis(ax, ylabel="test accuracy")
-    shots = runs[0].get("shots")
-    ax.set_title(f"{method}: FSCIL{f', {shots} shots' if shots else ''} "
-                 f"(mean over {len(runs)} run(s))", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    return _save(fig, path, cfg)
-
-
 # --------------------------------------------------------------------------- report
 
-def _img(path: Path, run_dir: Path, alt: str) -> str:
-    return f"![{alt}]({path.relative_to(run_dir).as_posix()})"
-
-
-def render_fewshot_report(results: Mapping, plots: Sequence[Path], run_dir: Path) -> str:
-    block = check_fewshot(results)
+def render_report(results: Mapping, plots: Sequence[Path], run_dir: Path) -> str:
+    """The text of report.md (plots already written under ``run_dir``)."""
+    block = check(results)
     ds = results.get("dataset") or {}
     folds = sorted({r["fold"] for r in block["records"]})
     seeds = sorted({r["seed"] for r in block["records"]})
@@ -210,66 +159,31 @@ def render_fewshot_report(results: Mapping, plots: Sequence[Path], run_dir: Path
         lines += ["Configuration: [config.yaml](config.yaml). Logs: `logs/`.", ""]
     lines += [f"- method: {block['method']}; protocol: {block.get('protocol', 'n/a')}; "
               f"images repeated to fill batches: {block.get('fill_batch', 'n/a')}",
-              f"- {len({r['class'] for r in block['records']})} compound classes, each added alone to the basic model; shots "
+              f"- {len({r['class'] for r in block['records']})} compound classes, each added alone to "
+              "the basic model; shots "
               f"{', '.join(block['summary'])}; folds {folds}; seeds {seeds}", ""]
     basics = block.get("basic_models") or []
     if basics:
-        from cfer.plugins.metrics import mean_std
-
         stat = mean_std(b["basic_accuracy"] for b in basics)
         lines += [f"Basic model before any few-shot step: basic-class test accuracy "
                   f"{format_cell(stat)}.", ""]
     lines += ["## Summary", "",
-              _markdown(["shots n"] + list(FEWSHOT_HEADERS.values()), _shot_rows(block, with_n=True)),
+              markdown_table(["shots n"] + list(FEWSHOT_HEADERS.values()), _shot_rows(block, with_n=True)),
               "", FEWSHOT_NOTES, ""]
     for p in plots:
-        lines += [_img(p, run_dir, p.stem.replace("_", " ")), ""]
+        lines += [image_link(p, run_dir, p.stem.replace("_", " ")), ""]
     shots = list(block["summary"])
     header = ["class"] + [f"{h} n={n}" for n in shots for h in ("recall", "HM")]
     lines += ["## Per class", "", "New-class recall (paper) and harmonic mean (HM), percent, "
-              "mean ± std over seeds and folds.", "", _markdown(header, _per_class_rows(block)), ""]
+              "mean ± std over seeds and folds.", "", markdown_table(header, _per_class_rows(block)), ""]
     return "\n".join(lines)
 
 
-def write_fewshot_report(run_dir: str | Path, results: Mapping | None = None, *,
-                         plot_config: PlotConfig | None = None) -> Path:
+def write_report(run_dir: Path, results: Mapping, *, plot_config: PlotConfig | None = None) -> Path:
     """(Re)write ``plots/fewshot_*.png`` and ``report.md`` of a ``phase: fewshot`` run dir."""
-    run_dir = Path(run_dir)
-    results = load_fewshot_results(run_dir) if results is None else results
-    block = check_fewshot(results)
+    block = check(results)
     cfg = plot_config or PlotConfig()
     out = run_dir / "plots"
     plots = [metrics_vs_shots(block, out / "fewshot_vs_shots.png", cfg),
              per_class_heatmap(block, out / "fewshot_per_class.png", cfg)]
-    return atomic_write_text(run_dir / "report.md", render_fewshot_report(results, plots, run_dir))
-
-
-def fscil_section(results: Mapping, run_dir: str | Path, plot_config: PlotConfig | None = None) -> str:
-    """Markdown for FSCIL runs (empty when no method's runs carry the FSCIL fields);
-    draws ``plots/fscil_<method>.png``."""
-    from cfer.experiments.fewshot import FSCIL_METRICS, fscil_summary
-
-    run_dir = Path(run_dir)
-    cfg = plot_config or PlotConfig()
-    keys = ("base_accuracy", "novel_accuracy", "harmonic_mean", "step_accuracy")
-    methods = {m: e["runs"] for m, e in results.get("methods", {}).items()
-               if e.get("runs") and all(all(r.get(k) for k in keys) for r in e["runs"])}
-    if not methods:
-        return ""
-    rows, figures = [], []
-    for m, runs in methods.items():
-        summary = fscil_summary(runs)
-        rows.append([m, str(len(runs))] + [format_cell(summary[k]) for k in FSCIL_METRICS])
-        figures.append(_img(fscil_sessions(m, runs, run_dir / "plots" / f"fscil_{slug(m)}.png", cfg),
-                            run_dir, f"{m}: FSCIL sessions"))
-    shots = {r.get("shots") for runs in methods.values() for r in runs}
-    lines = ["", "## Few-shot class-incremental (FSCIL)", "",
-             f"Each compound session trains on {', '.join(str(s) for s in sorted(shots, key=str))} "
-             "image(s) of its class; the basic session on all basic training images.", "",
-             _markdown(["method", "runs"] + [FSCIL_HEADERS[k] for k in FSCIL_METRICS], rows), "",
-             "*performance drop*: session-0 accuracy minus last-session accuracy on all seen classes; "
-             "*base*: accuracy on the basic classes; *novel*: on the compound classes learnt so far; "
-             "*harmonic mean*: of base and novel (sessions >= 1).", ""]
-    for f in figures:
-        lines += [f, ""]
-    return "\n".join(lines)
+    return atomic_write_text(run_dir / "report.md", render_report(results, plots, run_dir))

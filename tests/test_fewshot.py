@@ -89,7 +89,7 @@ def test_too_many_shots_is_a_clear_error(tiny2):
 # --------------------------------------------------------------------------- metrics
 
 def test_fewshot_scores_by_hand():
-    from cfer.experiments.fewshot import fewshot_scores
+    from cfer.plugins.metric_definitions import fewshot_scores
 
     # 2 basic classes (0, 1), new class 2.
     y_true = np.array([0, 0, 1, 1, 2, 2, 2, 2])
@@ -103,7 +103,7 @@ def test_fewshot_scores_by_hand():
 
 
 def test_always_new_class_gets_full_recall_but_zero_harmonic_mean():
-    from cfer.experiments.fewshot import fewshot_scores, harmonic_mean
+    from cfer.plugins.metric_definitions import fewshot_scores, harmonic_mean
 
     y_true = np.array([0, 1, 2, 3, 4, 5, 6, 6, 6])
     s = fewshot_scores(y_true, np.full_like(y_true, 6), n_basic=6, new_class=6)
@@ -122,7 +122,7 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
     from cfer import strategies
     from cfer.experiments.config import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
-    from cfer.experiments.fewshot import fewshot_scores
+    from cfer.plugins.metric_definitions import fewshot_scores
     from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
 
@@ -152,8 +152,8 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     import torch
 
     from cfer import strategies
-    from cfer.experiments.fewshot import primer_plugin, prime
     from cfer.plugins.distillation import BasicDistillationPlugin
+    from cfer.plugins.primer import PrimerPlugin
     from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
 
@@ -161,11 +161,11 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     bm = tiny_bench(ds, images, class_order=[COMPOUNDS[0]], shots=2, shot_repeats=4)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=6)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    primer = primer_plugin()
+    primer = PrimerPlugin()
     strategy = strategies.build("kd_only", model=model, benchmark=bm, device="cpu", plugins=[primer],
                                 config=StrategyConfig(patience=0, epochs=1, batch_size=8))
     (kd,) = [p for p in strategy.plugins if isinstance(p, BasicDistillationPlugin)]
-    prime(strategy, primer, bm.train_stream[0], eval_streams=[bm.test_stream[:1]])
+    primer.prime(strategy, bm.train_stream[0], state_dict=before, eval_streams=[bm.test_stream[:1]])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert kd.teacher is not None and kd.teacher_classes == list(range(6))
     strategy.train(bm.train_stream[1], eval_streams=[bm.test_stream[:2]])
@@ -185,7 +185,7 @@ def test_summarize_fewshot_per_shot_count():
 
 
 def test_fscil_fields_by_hand():
-    from cfer.experiments.fewshot import fscil_fields, fscil_summary
+    from cfer.experiments.fscil import fscil_fields, fscil_summary
 
     run = {"accuracy_matrix": [[0.9, None, None], [0.8, 0.5, None], [0.6, 0.3, 0.7]],
            "test_sizes": [30, 10, 30], "step_accuracy": [0.9, 0.725, 0.5571428571428572]}
@@ -220,20 +220,20 @@ def _cfg(run_dir, **over):
     return overlay(ExperimentConfig(), _deep_merge(data, over), where="test")
 
 
-def _with_data(runner, data):
+def _decoded(data):
+    """The tiny (dataset, images) as the runners' decoded data (no reading, no cache)."""
     from cfer.experiments.data import DecodedDataset
 
     ds, images = data
-    runner._data = DecodedDataset(ds, images, ())
-    return runner
+    return DecodedDataset(ds, images, ())
 
 
 def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
+    from cfer.experiments import report
     from cfer.experiments.fewshot import FEWSHOT_METRICS, FewShotRunner
-    from cfer.experiments.fewshot_report import format_fewshot_table, write_fewshot_report
 
     cfg = _cfg(tmp_path / "run")
-    results = _with_data(FewShotRunner(cfg, tmp_path / "run"), tiny2).run()
+    results = FewShotRunner(cfg, tmp_path / "run", data=_decoded(tiny2)).run()
     block = results["fewshot"]
     assert block["method"] == "kd_only" and [r["shots"] for r in block["records"]] == [2, 1]
     for r in block["records"]:
@@ -252,20 +252,20 @@ def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
 
     # A second run into the same folder without --resume is refused.
     with pytest.raises(ValueError, match="already here"):
-        _with_data(FewShotRunner(cfg, tmp_path / "run"), tiny2).run()
+        FewShotRunner(cfg, tmp_path / "run", data=_decoded(tiny2)).run()
 
     # Drop the last record: resume recomputes only it, from the saved basic model, identically.
     saved["fewshot"]["records"] = saved["fewshot"]["records"][:1]
     (tmp_path / "run" / "results.json").write_text(json.dumps(saved))
-    resumed = _with_data(FewShotRunner(cfg, tmp_path / "run"), tiny2).run(resume=True)
+    resumed = FewShotRunner(cfg, tmp_path / "run", data=_decoded(tiny2)).run(resume=True)
     strip = lambda recs: [{k: v for k, v in r.items() if k != "train_seconds"} for r in recs]  # noqa: E731
     assert strip(resumed["fewshot"]["records"]) == strip(block["records"])
 
-    report = write_fewshot_report(tmp_path / "run")
-    text = report.read_text()
+    # `cfer plot` picks the few-shot report from the phase saved in results.json.
+    text = report.write_report(tmp_path / "run").read_text()
     assert "new-class recall (paper)" in text and "harmonic mean" in text
     assert (tmp_path / "run" / "plots" / "fewshot_vs_shots.png").stat().st_size > 0
-    assert "harmonic mean" in format_fewshot_table(resumed)
+    assert "harmonic mean" in report.format_summary_table(resumed)
 
 
 def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
@@ -273,18 +273,18 @@ def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
 
     cfg = _cfg(tmp_path / "run", strategies={"methods": ["kd_only", "naive"]})
     with pytest.raises(ValueError, match="runs one method"):
-        _with_data(FewShotRunner(cfg, tmp_path / "run"), tiny2).run()
+        FewShotRunner(cfg, tmp_path / "run", data=_decoded(tiny2)).run()
 
 
 def test_fscil_runner_end_to_end(tmp_path, tiny2):
-    from cfer.experiments.fewshot import FSCILRunner
-    from cfer.experiments.fewshot_report import fscil_section
+    from cfer.experiments import report
+    from cfer.experiments.continual import plan_runs
+    from cfer.experiments.fscil import FSCILRunner
+    from cfer.experiments.plots import PlotConfig
 
     cfg = _cfg(tmp_path / "fscil", phase="fscil", strategies={"methods": ["kd_psmr"]},
                protocol={"orders": 1}, training={"mem_per_class": 2})
-    runner = _with_data(FSCILRunner(cfg, tmp_path / "fscil"), tiny2)
-    from cfer.experiments.runner import plan_runs
-
+    runner = FSCILRunner(cfg, tmp_path / "fscil", data=_decoded(tiny2))
     spec = plan_runs(cfg, tiny2[0].class_names)[0]
     bm = runner.benchmark(spec)
     assert [len(e.dataset) for e in bm.train_stream[1:]] == [1, 1, 1]
@@ -298,8 +298,38 @@ def test_fscil_runner_end_to_end(tmp_path, tiny2):
     assert results["methods"]["kd_psmr"]["fscil_summary"]["performance_drop"]["n"] == 1
     assert "summary" in results["methods"]["kd_psmr"]  # the continual schema is kept
     assert "kd_psmr,0,0,0,,performance_drop," in (tmp_path / "fscil" / "metrics.csv").read_text()
-    text = fscil_section(results, tmp_path / "fscil")
+    # The report of phase fscil: the continual report, then the FSCIL section.
+    text = report.write_report(tmp_path / "fscil", plot_config=PlotConfig(dpi=40)).read_text()
+    assert "| method | runs | overall acc |" in text and "## Few-shot class-incremental (FSCIL)" in text
     assert "performance drop" in text and (tmp_path / "fscil" / "plots" / "fscil_kd_psmr.png").is_file()
+
+
+@pytest.mark.parametrize("on_device", ["false", "auto"])
+def test_fewshot_phase_honours_the_data_section(tmp_path, tiny2, monkeypatch, on_device):
+    """The ``data:`` section reaches both strategies of the few-shot phase (the basic model's
+    and the step's): ``on_device: false`` trains and scores on Avalanche's stock loaders,
+    ``auto`` on the fast path with the configured memory cap."""
+    from cfer.experiments.fewshot import FewShotRunner
+    from cfer.plugins.speed.fast_data import FastDataPlugin
+
+    wrapped = []  # (fast data plugin, its config) at each loader it serves
+    real_wrap = FastDataPlugin.wrap
+
+    def wrap(self, loader, *, device):
+        wrapped.append((id(self), self.config))
+        return real_wrap(self, loader, device=device)
+
+    monkeypatch.setattr(FastDataPlugin, "wrap", wrap)
+    cfg = _cfg(tmp_path / "run", data={"on_device": on_device, "max_memory_fraction": 0.25},
+               fewshot={"shots": [1]})
+    results = FewShotRunner(cfg, tmp_path / "run", data=_decoded(tiny2)).run()
+    assert [r["shots"] for r in results["fewshot"]["records"]] == [1]
+    if on_device == "false":
+        assert wrapped == []
+    else:
+        assert len({plugin for plugin, _ in wrapped}) == 2  # the basic model's strategy, the step's
+        assert all(config == cfg.data for _, config in wrapped)
+        assert cfg.data.max_memory_fraction == 0.25
 
 
 def test_shipped_fewshot_configs_load():

@@ -14,9 +14,7 @@ from cfer.benchmarks.cache import load_images
 from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
 from cfer.benchmarks.dataset import FaceDataset
 from cfer.benchmarks.splits import subject_folds
-
 from tests.conftest import make_tiny_dataset
-
 
 # --- taxonomy -------------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cfer.plugins import metrics as M
 from cfer.experiments import plots as P
 from cfer.experiments import report
+from cfer.plugins import metric_definitions as M
 
 BASIC = ["happy", "sad", "fearful", "angry", "surprised", "disgusted"]
 COMPOUND = ["happily surprised", "sadly angry", "awed"]
@@ -165,7 +165,8 @@ def test_cli_compare_rejects_unknown_out_format(reported, tmp_path):
     ("{not json", r"results\.json: not valid JSON"),
     ({"config": {}}, r"results\.json: key 'methods' is missing"),
     ({"methods": {"naive": {}}}, r"results\.json: methods\.naive\.runs is missing"),
-    ({"methods": {"naive": {"runs": [{"accuracy_matrix": [[0.5, None], [0.4]], "step_accuracy": [0.5, 0.4]}]}}},
+    ({"methods": {"naive": {"runs": [{"accuracy_matrix": [[0.5, None], [0.4]],
+                                      "step_accuracy": [0.5, 0.4]}]}}},
      r"results\.json: methods\.naive\.runs\[0\]: accuracy_matrix row 1"),
     ({"methods": {"naive": {"runs": [{"accuracy_matrix": [[0.5]]}]}}},
      r"methods\.naive\.runs\[0\]: run record has no 'step_accuracy'"),
@@ -190,3 +191,38 @@ def test_cfer_plot_command_reports_error_on_one_line(tmp_path, capsys):
     assert main(["plot", str(run_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cfer plot: error:") and "'methods'" in err and len(err.splitlines()) == 1
+
+
+def _fewshot_results(phase: str | None) -> dict:
+    recs = [{"class": "sadly angry", "shots": n, "seed": 0, "fold": 0, "new_recall": r, "all_accuracy": 0.5,
+             "basic_accuracy": 0.6, "harmonic_mean": 0.4} for n, r in ((2, 0.5), (1, 0.3))]
+    config = {"name": "fs"} if phase is None else {"name": "fs", "phase": phase}
+    return {"config": config, "dataset": {"name": "tiny-synth"}, "methods": {},
+            "fewshot": {"method": "kd_only", "records": recs, "basic_models": []}}
+
+
+def test_the_phase_saved_in_results_picks_the_report(tmp_path):
+    fewshot = _write(tmp_path / "fs", _fewshot_results("fewshot"))
+    text = report.write_report(fewshot, plot_config=P.PlotConfig(dpi=40)).read_text()
+    assert text.startswith("# Few-shot compound expressions") and "new-class recall (paper)" in text
+    assert "kd_only" in report.format_summary_table(report.load_results(fewshot))
+    # The same file without its phase is read as continual (as files from before the phase was
+    # saved), never guessed from its shape.
+    for phase, match in ((None, r"key 'methods' is missing"),
+                         ("continual", r"key 'methods' is missing"),
+                         ("sideways", r"config\.phase: unknown phase 'sideways'")):
+        run_dir = _write(tmp_path / f"as_{phase}", _fewshot_results(phase))
+        with pytest.raises(ValueError, match=match) as info:
+            report.load_results(run_dir)
+        assert str(run_dir / "results.json") in str(info.value)
+
+
+def test_every_phase_has_a_runner_and_a_report():
+    from cfer.experiments.cli import PHASE_RUNNERS
+    from cfer.experiments.context import PHASES
+
+    assert PHASES == ("continual", "fewshot", "fscil")
+    assert set(PHASE_RUNNERS) == set(report.REPORTS) == set(PHASES)
+    for phase, module in report.REPORTS.items():
+        assert all(callable(getattr(module, f)) for f in ("check", "summary_table", "write_report",
+                                                          "compare_rows")), phase

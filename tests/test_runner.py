@@ -67,8 +67,8 @@ def test_set_overrides_and_errors():
 
 
 def test_per_method_overrides():
-    cfg = load_config(None, ["strategies.overrides={lwf: {lwf_alpha: 3.0}}"])
-    assert cfg.training_for("lwf").lwf_alpha == 3.0 and cfg.training_for("naive").lwf_alpha == 1.0
+    cfg = load_config(None, ["strategies.overrides={lwf: {epochs: 3}}"])
+    assert cfg.training_for("lwf").epochs == 3 and cfg.training_for("naive").epochs == 2
     with pytest.raises(ConfigError, match="strategies.overrides.lwf"):
         load_config(None, ["strategies.overrides={lwf: {alpha: 3.0}}"])
 
@@ -125,6 +125,16 @@ def test_run_writes_the_contracted_outputs(finished_run):
                     "max_forgetting", "bwt", "basic_accuracy_final"):
             assert set(s[key]) == {"mean", "std", "n"}
         assert s["final_accuracy"]["n"] == 2
+    # What each PSMR step trained on: the memory plus m drawn new-class images per epoch.
+    for r in res["methods"]["kd_psmr"]["runs"]:
+        basic_step, step1 = r["memory"][0], r["memory"][1]
+        assert basic_step["memory_size"] == 0 and basic_step["draw"] is None
+        m = step1["new_class_samples"]
+        assert step1["draw"] == "epoch" and 1 <= m < step1["new_class_images"]
+        assert step1["memory_size"] == basic_step["memory_after"] == 6 * m
+        assert step1["train_size"] == step1["memory_size"] + m
+        assert all(n == m for n in step1["drawn_per_epoch"])
+    assert "memory" not in res["methods"]["naive"]["runs"][0]
     orders = [r["order"] for r in res["methods"]["naive"]["runs"]]
     assert orders[0] != orders[1]
     header = (out / "metrics.csv").read_text().splitlines()[0]
@@ -135,10 +145,10 @@ def test_same_config_same_numbers_and_resume_after_a_kill(finished_run, monkeypa
     tmp, out, args = finished_run
     reference = _strip_timing(json.loads((out / "results.json").read_text()))
 
-    from cfer.experiments import runner
+    from cfer.experiments.continual import ContinualRunner
 
     calls = {"n": 0}
-    real = runner.Runner.run_one
+    real = ContinualRunner.run_one
 
     def killed_on_third(self, spec, **kw):
         calls["n"] += 1
@@ -146,13 +156,13 @@ def test_same_config_same_numbers_and_resume_after_a_kill(finished_run, monkeypa
             raise KeyboardInterrupt
         return real(self, spec, **kw)
 
-    monkeypatch.setattr(runner.Runner, "run_one", killed_on_third)
+    monkeypatch.setattr(ContinualRunner, "run_one", killed_on_third)
     out2 = tmp / "out2"
     with pytest.raises(KeyboardInterrupt):
         cfer(["run", "--out", str(out2), *sum((["--set", a] for a in args), [])])
     partial = json.loads((out2 / "results.json").read_text())
     assert sum(len(b["runs"]) for b in partial["methods"].values()) == 2
-    monkeypatch.setattr(runner.Runner, "run_one", real)
+    monkeypatch.setattr(ContinualRunner, "run_one", real)
     assert cfer(["run", "--resume", str(out2)]) == 0
     assert _strip_timing(json.loads((out2 / "results.json").read_text())) == reference
 
@@ -164,19 +174,23 @@ def test_refuses_to_overwrite_a_run(finished_run, capsys):
 
 
 def test_basic_experience_is_trained_once_and_shared_exactly(finished_run, tmp_path):
-    from cfer.experiments.runner import Runner
+    from cfer.experiments.continual import ContinualRunner
 
     tmp, out, args = finished_run
     saved = sorted(p.name for p in (out / "basic").glob("*.pt"))
     assert saved == ["kd_psmr_fold0_seed0.pt", "naive_fold0_seed0.pt"]  # not joint (offline)
     res = json.loads((out / "results.json").read_text())
-    # Without sharing, order 0 trains experience 0 itself: the same step-0 numbers.
-    cfg = load_config(None, args + ["strategies.methods=[naive]", "protocol.orders=1",
+    # Without sharing, order 0 trains experience 0 itself: the same numbers at every step,
+    # to the last digit (the basic model, the strategy's state after it, the random stream).
+    cfg = load_config(None, args + ["strategies.methods=[naive, kd_psmr]", "protocol.orders=1",
                                     "runner.share_basic=false"])
-    unshared = Runner(cfg, tmp_path / "u").run()
+    unshared = ContinualRunner(cfg, tmp_path / "u").run()
     assert not (tmp_path / "u" / "basic").exists()
-    a = res["methods"]["naive"]["runs"][0]["accuracy_matrix"][0][0]
-    assert unshared["methods"]["naive"]["runs"][0]["accuracy_matrix"][0][0] == a
+    for method in ("naive", "kd_psmr"):
+        shared_run = res["methods"][method]["runs"][0]
+        own_run = unshared["methods"][method]["runs"][0]
+        for key in ("accuracy_matrix", "step_accuracy", "uar", "macro_f1", "memory"):
+            assert own_run.get(key) == shared_run.get(key), (method, key)
 
 
 def test_parallel_runs_write_the_same_results_file_shape(finished_run, tmp_path):
@@ -198,9 +212,9 @@ def test_parallel_runs_write_the_same_results_file_shape(finished_run, tmp_path)
 
 
 def test_tensorboard_logging_when_asked(tmp_path):
-    from cfer.experiments.runner import Runner
+    from cfer.experiments.continual import ContinualRunner
 
     cfg = tiny_cfg(tmp_path, "strategies.methods=[naive]", "protocol.orders=1",
                    "evaluation.tensorboard=true")
-    Runner(cfg, tmp_path / "tb").run()
+    ContinualRunner(cfg, tmp_path / "tb").run()
     assert list((tmp_path / "tb" / "logs" / "naive" / "order0_fold0_seed0" / "tb").glob("events.*"))

@@ -1,0 +1,297 @@
+"""``phase: continual``: every method x class order x fold x seed, one Avalanche run each.
+
+Each run builds its benchmark and strategy from scratch with its own seed,
+so runs are independent: results are written (atomically) after every
+finished run, and ``--resume`` skips the runs already in ``results.json``
+and gives the same final numbers as an uninterrupted run. The report of this
+phase is :mod:`cfer.experiments.continual_report`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfer.experiments.config import ExperimentConfig
+from cfer.experiments.context import RunContext, add_in_plan_order, compound_classes, is_done, planned
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (method, class order, fold, seed) run."""
+
+    method: str
+    order_index: int
+    order: tuple[str, ...]
+    fold: int
+    seed: int
+
+    def matches(self, rec: dict) -> bool:
+        return (list(self.order) == rec["order"] and self.fold == rec["fold"]
+                and self.seed == rec["seed"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} order {self.order_index} fold {self.fold} seed {self.seed}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.method}/order{self.order_index}_fold{self.fold}_seed{self.seed}"
+
+
+def plan_runs(cfg: ExperimentConfig, class_names: tuple[str, ...]) -> list[RunSpec]:
+    """All runs of a config, in a fixed order (method-major)."""
+    from cfer.benchmarks.splits import seeded_order
+
+    compounds = compound_classes(class_names, cfg.benchmark.compounds)
+    if cfg.protocol.class_orders:
+        orders = [tuple(o) for o in cfg.protocol.class_orders]
+        for k, o in enumerate(orders):
+            if sorted(o) != sorted(compounds):
+                raise ValueError(f"protocol.class_orders[{k}]: must be a permutation of {compounds}")
+    else:
+        orders = [tuple(seeded_order(compounds, k)) for k in range(cfg.protocol.orders)]
+    return [RunSpec(m, k, o, f, s) for m in cfg.strategies.methods for k, o in enumerate(orders)
+            for f in cfg.protocol.folds for s in cfg.protocol.seeds]
+
+
+class ContinualRunner:
+    """Runs a config's methods x orders x folds x seeds into a run directory.
+
+    Subclasses change the stream (:attr:`shots`) and extend the records
+    (:meth:`extend_record`, :meth:`method_block`, :meth:`metrics_csv`), as
+    :class:`cfer.experiments.fscil.FSCILRunner` does.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, data=None):
+        self.ctx = RunContext(cfg, run_dir, data=data)
+        self.cfg = cfg
+        self.run_dir = self.ctx.run_dir
+
+    # -- what a subclass changes -------------------------------------------------------------
+    @property
+    def shots(self) -> int | None:
+        """Training images per compound class (None: all)."""
+        return None
+
+    def extend_record(self, rec: dict) -> dict:
+        return rec
+
+    def method_block(self, runs: list[dict]) -> dict:
+        """A method's entry of results.json: its runs and their summary."""
+        from cfer.plugins.metric_definitions import summarize_runs
+
+        return {"runs": runs, "summary": summarize_runs(runs)}
+
+    def metrics_csv(self, results: dict) -> str:
+        return metrics_csv(results)
+
+    # -- pieces ------------------------------------------------------------------------------
+    def benchmark(self, spec: RunSpec):
+        return self.ctx.benchmark(order=spec.order, fold=spec.fold, seed=spec.seed, shots=self.shots)
+
+    def write_results(self, results: dict) -> None:
+        # Methods with no finished run yet are left out until they have one.
+        done = {"methods": {m: self.method_block(b["runs"])
+                            for m, b in results["methods"].items() if b["runs"]}}
+        out = {**results, **done}
+        self.ctx.write_results(out, self.metrics_csv(out))
+
+    def basic_path(self, spec: RunSpec) -> Path:
+        return self.run_dir / "basic" / f"{spec.method}_fold{spec.fold}_seed{spec.seed}.pt"
+
+    def basic_state(self, spec: RunSpec, *, device) -> dict:
+        """The model after experience 0 of (method, fold, seed), trained once and saved.
+
+        Every class order has the same basic block, so experience 0 trains the
+        same way in every order; sharing it is exact, not an approximation."""
+        def train() -> dict:
+            log_dir = self.run_dir / "logs" / spec.method / f"basic_fold{spec.fold}_seed{spec.seed}"
+            basic = self.ctx.train_basic(spec.method, order=spec.order, fold=spec.fold, seed=spec.seed,
+                                         shots=self.shots, device=device, log_dir=log_dir)
+            return {"state_dict": basic.state_dict, "train_seconds": basic.seconds, "images": basic.images}
+
+        return self.ctx.cached_model(self.basic_path(spec), keys={"state_dict", "train_seconds", "images"},
+                                     train=train)
+
+    # -- one run -----------------------------------------------------------------------------
+    def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
+        from cfer import strategies
+        from cfer.plugins.metric_definitions import run_record
+        from cfer.plugins.primer import PrimerPlugin
+        from cfer.plugins.speed.throughput import ThroughputPlugin
+
+        offline = strategies.entry(spec.method).offline
+        shared = self.cfg.runner.share_basic and not offline
+        basic = self.basic_state(spec, device=device) if shared else None
+        meter, primer = ThroughputPlugin(), PrimerPlugin()
+        session = self.ctx.session(spec.method, order=spec.order, fold=spec.fold, seed=spec.seed,
+                                   shots=self.shots, device=device, log_dir=self.run_dir / "logs" / spec.slug,
+                                   plugins=[meter, primer])
+        bm, strategy, valid = session.benchmark, session.strategy, session.valid
+        info = bm.info
+        steps = []
+
+        def evaluate(i: int) -> None:
+            strategy.eval(bm.test_stream[: i + 1])
+            steps.append(session.collector.result())
+            if progress:
+                progress.update(1)
+
+        with session:
+            if offline:
+                # Joint upper bound: train once on everything, then score each step on the
+                # classes seen so far (logits of later classes masked).
+                strategy.train(bm.train_stream, eval_streams=[valid])
+                for i in range(len(bm.train_stream)):
+                    strategy.seen_class_mask.n_seen = info.n_basic + i
+                    evaluate(i)
+            else:
+                for i, exp in enumerate(bm.train_stream):
+                    if i == 0 and basic is not None:
+                        # The strategy's after-experience-0 state, from the shared weights.
+                        primer.prime(strategy, exp, state_dict=basic["state_dict"], model=session.model)
+                    else:
+                        strategy.train(exp, eval_streams=[valid[: i + 1]])
+                    evaluate(i)
+        rec = {"order": list(spec.order), "fold": spec.fold, "seed": spec.seed,
+               "order_index": spec.order_index}
+        rec.update(run_record(step_predictions=steps, n_basic=info.n_basic,
+                              component_ids=info.component_ids(), class_names=info.class_names))
+        # With a shared basic model, its training time counts in every run that uses it.
+        seconds = meter.seconds + (basic["train_seconds"] if basic else 0.0)
+        images = meter.images + (basic["images"] if basic else 0)
+        rec["train_seconds"] = round(seconds, 3)
+        rec["images_per_second"] = round(images / seconds, 2) if seconds > 0 else 0.0
+        memory = memory_record(strategy)
+        if memory:
+            rec["memory"] = memory
+        return self.extend_record(rec)
+
+    # -- all runs ----------------------------------------------------------------------------
+    def run(self, *, resume: bool = False) -> dict:
+        cfg, ctx = self.cfg, self.ctx
+        existing = ctx.start(resume=resume)
+        specs = plan_runs(cfg, ctx.data().dataset.class_names)
+        per_method = {m: [s for s in specs if s.method == m] for m in cfg.strategies.methods}
+        results = {**ctx.results_head(), "methods": {m: {"runs": []} for m in cfg.strategies.methods}}
+        for m, block in existing.get("methods", {}).items():
+            if m in results["methods"]:
+                results["methods"][m]["runs"] = planned(block.get("runs", []), per_method[m])
+        todo = [s for s in specs if not is_done(s, results["methods"][s.method]["runs"])]
+        if resume:
+            ctx.log_resume(len(specs) - len(todo), len(specs))
+        device = ctx.device()
+
+        def record(spec: RunSpec, rec: dict) -> None:
+            add_in_plan_order(results["methods"][spec.method]["runs"], rec, per_method[spec.method])
+            self.write_results(results)
+            log.info("%s: final accuracy %.3f", spec.label, rec["step_accuracy"][-1])
+
+        if cfg.runner.jobs_per_device > 1 and len(todo) > 1:
+            self._run_parallel(todo, device=device, record=record)
+        else:
+            n_steps = 1 + len(specs[0].order) if specs else 0
+            for k, spec in enumerate(todo, 1):
+                with ctx.progress(total=n_steps, desc=f"[{k}/{len(todo)}] {spec.label}", unit="exp") as bar:
+                    rec = self.run_one(spec, device=device, progress=bar)
+                record(spec, rec)
+        self.write_results(results)
+        return ctx.load_results()
+
+    def _run_parallel(self, todo: list[RunSpec], *, device, record) -> None:
+        """``runner.jobs_per_device`` runs at once, each in its own spawned process.
+
+        Processes, not threads: random state, autocast and CUDA graphs are
+        per process. Shared basic models are trained first, here, so that no
+        two workers train the same one; workers return records and only this
+        process writes results (in plan order, so resume works unchanged).
+        """
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from cfer import strategies
+
+        jobs = self.cfg.runner.jobs_per_device
+        if self.cfg.runner.share_basic:
+            for spec in todo:
+                if not strategies.entry(spec.method).offline:
+                    self.basic_state(spec, device=device)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init,
+                                 initargs=(type(self), self.cfg, self.run_dir, str(device), jobs)) as pool:
+            futures = {pool.submit(_worker_run, spec): spec for spec in todo}
+            with self.ctx.progress(total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time",
+                                   unit="run") as bar:
+                for fut in as_completed(futures):
+                    record(futures[fut], fut.result())
+                    bar.update(1)
+
+
+# Spawned workers of ContinualRunner._run_parallel: top-level, so that spawn can import them.
+_WORKER: dict = {}
+
+
+def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)
+    _WORKER.update(runner=runner_cls(cfg, run_dir), device=dev)
+
+
+def _worker_run(spec: RunSpec) -> dict:
+    return _WORKER["runner"].run_one(spec, device=_WORKER["device"])
+
+
+def memory_record(strategy) -> list[dict]:
+    """Per training experience, the PSMR memory and new-class draw sizes (``[]`` for a
+    strategy without the PSMR plugin): what each step really trained on."""
+    from cfer.plugins.psmr import PredictiveSortingReplayPlugin
+
+    plugin = next((p for p in strategy.plugins if isinstance(p, PredictiveSortingReplayPlugin)), None)
+    if plugin is None:
+        return []
+    out = []
+    for h in plugin.history:
+        draws = h.get("draws") or []
+        out.append({"experience": int(h["experience"]), "memory_size": int(h["memory_size"]),
+                    "train_size": int(h["train_size"]),
+                    "new_class_images": int(sum(h["new_classes"].values())),
+                    "new_class_samples": h["new_class_samples"], "draw": h["draw"],
+                    "drawn_per_epoch": [int(sum(d["counts"].values())) for d in draws],
+                    "memory_after": int(sum(h["memory_after"].values()))})
+    return out
+
+
+def metrics_csv(results: dict) -> str:
+    """Long format: method, order, fold, seed, step, metric, value."""
+    lines = ["method,order,fold,seed,step,metric,value"]
+    per_step = ("step_accuracy", "uar", "macro_f1", "old_class_accuracy", "basic_accuracy",
+                "component_confusion")
+    for method, block in results["methods"].items():
+        for r in block["runs"]:
+            key = f"{method},{r.get('order_index', 0)},{r['fold']},{r['seed']}"
+            for metric in per_step:
+                for step, v in enumerate(r.get(metric) or []):
+                    if v is not None:
+                        lines.append(f"{key},{step},{metric},{v:.6g}")
+            for i, row in enumerate(r["accuracy_matrix"]):
+                for j, v in enumerate(row):
+                    if v is not None:
+                        lines.append(f"{key},{i},accuracy_exp{j},{v:.6g}")
+            for metric in ("train_seconds", "images_per_second"):
+                lines.append(f"{key},,{metric},{r[metric]:.6g}")
+    return "\n".join(lines) + "\n"
+
+
+def run(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = False) -> dict:
+    """Run ``phase: continual`` of ``cfg`` into ``run_dir``; returns results.json's dict."""
+    return ContinualRunner(cfg, run_dir).run(resume=resume)

@@ -1,0 +1,200 @@
+"""The report of ``phase: continual``, from results.json only: checks, tables, report.md.
+
+:mod:`cfer.experiments.report` picks this module for results whose
+``config.phase`` is ``continual`` (or missing); :mod:`cfer.experiments.fscil_report`
+builds on it. Every phase's report module has the same four functions:
+:func:`check`, :func:`summary_table`, :func:`write_report` and :func:`compare_rows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from cfer.atomic import atomic_write_text
+from cfer.experiments.plots import PlotConfig, plot_all, slug
+from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
+from cfer.plugins import metric_definitions as M
+
+#: Column headers of the summary metrics (same order as metrics.SUMMARY_METRICS).
+HEADERS: dict[str, str] = {
+    "overall_accuracy": "overall acc",
+    "final_accuracy": "final acc",
+    "new_class_accuracy": "new-class acc",
+    "forgetting": "forgetting",
+    "max_forgetting": "max forgetting",
+    "bwt": "BWT",
+    "basic_accuracy_final": "basic acc (final)",
+}
+
+METRIC_NOTES = """\
+All values in percent, mean ± sample std (number of runs); runs are class orders x folds x seeds.
+*overall acc*: mean over runs of the average step accuracy (the paper's headline); *final acc*:
+step accuracy after the last experience; *new-class acc*: mean over steps i >= 1 of the accuracy
+on the class just learnt; *forgetting*: mean over earlier experiences of (accuracy just after
+learning it - final accuracy on it); *max forgetting*: the same from its best accuracy; *BWT*:
+-forgetting; *basic acc (final)*: final accuracy on the basic expressions."""
+
+
+# --------------------------------------------------------------------------- checking
+
+def check(results: dict, *, where: str) -> None:
+    """Check the ``methods`` block (one-line ValueError naming ``where`` and the key); each
+    method gets a ``summary`` if it lacks one."""
+    methods = results.get("methods")
+    if not isinstance(methods, dict) or not methods:
+        raise ValueError(f"{where}: key 'methods' is missing or empty "
+                         "(expected {method: {'runs': [...]}})")
+    for name, entry in methods.items():
+        runs = entry.get("runs") if isinstance(entry, dict) else None
+        if not isinstance(runs, list) or not runs:
+            raise ValueError(f"{where}: methods.{name}.runs is missing or empty")
+        for k, run in enumerate(runs):
+            at = f"methods.{name}.runs[{k}]"
+            if not isinstance(run, dict):
+                raise ValueError(f"{where}: {at} is not an object")
+            try:
+                M.run_scalars(run)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{where}: {at}: {e}") from None
+        if not isinstance(entry.get("summary"), dict):
+            entry["summary"] = M.summarize_runs(runs)
+        for key in M.SUMMARY_METRICS:
+            stat = entry["summary"].get(key)
+            if not (isinstance(stat, dict) and {"mean", "std", "n"} <= stat.keys()):
+                raise ValueError(f"{where}: methods.{name}.summary.{key} is missing or "
+                                 f"not {{'mean', 'std', 'n'}}")
+    if not isinstance(results.get("dataset", {}), dict):
+        raise ValueError(f"{where}: key 'dataset' must be an object")
+
+
+def compare_rows(results: Mapping) -> list[tuple[str, dict]]:
+    """``(method, summary)`` of every method, for ``cfer compare``."""
+    return [(m, e["summary"]) for m, e in results["methods"].items()]
+
+
+# --------------------------------------------------------------------------- tables
+
+def _summary_rows(results: Mapping, *, with_n: bool) -> list[list[str]]:
+    rows = []
+    for name, entry in results["methods"].items():
+        summary = entry.get("summary") or M.summarize_runs(entry["runs"])
+        rows.append([name, str(len(entry["runs"]))] +
+                    [format_cell(summary.get(k), with_n=with_n) for k in M.SUMMARY_METRICS])
+    return rows
+
+
+def summary_table(results: Mapping) -> str:
+    """A one-screen text table: methods x summary metrics (percent, mean ± std), with run counts.
+
+    A metric defined on fewer runs than the method has shows its own count.
+    """
+    header = ["method", "runs"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
+    rows = []
+    for name, entry in results["methods"].items():
+        summary = entry.get("summary") or M.summarize_runs(entry["runs"])
+        n = len(entry["runs"])
+        rows.append([name, str(n)] + [format_cell(summary[k], with_n=summary[k].get("n") != n)
+                                      for k in M.SUMMARY_METRICS])
+    return aligned_table(header, rows) + "\n(percent; mean ± sample std over runs)"
+
+
+def markdown_summary_table(results: Mapping) -> str:
+    """Methods x summary metrics as a markdown table, cells ``mean ± std (n)`` in percent."""
+    header = ["method", "runs"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
+    return markdown_table(header, _summary_rows(results, with_n=True))
+
+
+# --------------------------------------------------------------------------- report
+
+def _dataset_section(results: Mapping) -> list[str]:
+    ds = results.get("dataset") or {}
+    lines = ["## Data set", ""]
+    if not ds:
+        return lines + ["(results.json has no dataset description)", ""]
+    facts = [("name", ds.get("name")), ("images", ds.get("n_images")), ("subjects", ds.get("n_subjects")),
+             ("location", ds.get("root")), ("unreadable images skipped", ds.get("skipped") or None)]
+    lines += [f"- {k}: {v}" for k, v in facts if v is not None]
+    counts = ds.get("class_counts") or {}
+    names = ds.get("class_names") or list(counts)
+    if names:
+        lines.append(f"- {len(names)} classes: " + ", ".join(
+            f"{c} ({counts[c]})" if c in counts else c for c in names))
+    runs = [r for entry in results["methods"].values() for r in entry["runs"]]
+    orders = {tuple(r.get("order") or ()) for r in runs}
+    folds = sorted({r.get("fold") for r in runs if r.get("fold") is not None})
+    seeds = sorted({r.get("seed") for r in runs if r.get("seed") is not None})
+    T = max(len(r["accuracy_matrix"]) for r in runs)
+    lines.append(f"- stream: {T} experiences (basic block, then one compound class each); "
+                 f"{len(orders)} class order(s), folds {_short(folds)}, seeds {_short(seeds)}")
+    return lines + [""]
+
+
+def _short(values: list) -> str:
+    if not values:
+        return "n/a"
+    return ", ".join(map(str, values)) if len(values) <= 6 else f"{len(values)} ({values[0]}..{values[-1]})"
+
+
+def _final_step_section(results: Mapping) -> list[str]:
+    """Class-balanced views of the last step, mean ± std (n) over runs."""
+    keys = {"uar": "UAR", "macro_f1": "macro F1", "component_confusion": "component confusion"}
+    rows = []
+    for name, entry in results["methods"].items():
+        cells = []
+        for key in keys:
+            vals = [r[key][-1] for r in entry["runs"] if r.get(key)]
+            cells.append(format_cell(M.mean_std(vals)) if vals else "n/a")
+        if any(c != "n/a" for c in cells):
+            rows.append([name] + cells)
+    if not rows:
+        return []
+    return ["## After the last experience", "", markdown_table(["method", *keys.values()], rows), "",
+            "*component confusion*: share of the misclassified compound test images predicted as "
+            "one of their own basic components.", ""]
+
+
+def _speed_section(results: Mapping) -> list[str]:
+    rows = []
+    for name, entry in results["methods"].items():
+        secs = [r["train_seconds"] for r in entry["runs"] if r.get("train_seconds") is not None]
+        ips = [r["images_per_second"] for r in entry["runs"] if r.get("images_per_second")]
+        if secs or ips:
+            rows.append([name, f"{sum(secs) / len(secs):.1f}" if secs else "n/a",
+                         f"{sum(ips) / len(ips):.0f}" if ips else "n/a"])
+    if not rows:
+        return []
+    header = ["method", "train seconds per run (mean)", "images/s (mean)"]
+    return ["## Speed", "", markdown_table(header, rows), ""]
+
+
+def render_report(results: Mapping, plots: Mapping[str, list[Path]], run_dir: Path) -> str:
+    """The text of report.md (plots already written under ``run_dir``)."""
+    ds_name = (results.get("dataset") or {}).get("name", "")
+    lines = [f"# Compound facial expressions, continual learning{': ' + ds_name if ds_name else ''}", ""]
+    if (run_dir / "config.yaml").is_file():
+        lines += ["Configuration: [config.yaml](config.yaml). Logs: `logs/`.", ""]
+    lines += _dataset_section(results)
+    lines += ["## Summary", "", markdown_summary_table(results), "", METRIC_NOTES, ""]
+    lines += _final_step_section(results)
+    lines += _speed_section(results)
+    lines += ["## All methods", ""]
+    for p in plots["all"]:
+        lines += [image_link(p, run_dir, p.stem.replace("_", " ")), ""]
+    for method in results["methods"]:
+        lines += [f"## {method}", ""]
+        for p in plots.get(method, []):
+            alt = f"{method}: {p.stem.removesuffix('_' + slug(method)).replace('_', ' ')}"
+            lines += [image_link(p, run_dir, alt), ""]
+    return "\n".join(lines)
+
+
+def report_text(run_dir: Path, results: Mapping, *, plot_config: PlotConfig | None = None) -> str:
+    """Draw ``plots/*.png`` and return the text of report.md."""
+    plots = plot_all(results, run_dir / "plots", plot_config)
+    return render_report(results, plots, run_dir)
+
+
+def write_report(run_dir: Path, results: Mapping, *, plot_config: PlotConfig | None = None) -> Path:
+    """(Re)write ``plots/*.png`` and ``report.md`` of a checked continual results dict."""
+    return atomic_write_text(run_dir / "report.md", report_text(run_dir, results, plot_config=plot_config))
