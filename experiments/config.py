@@ -1,21 +1,25 @@
 """The experiment config: one typed dataclass per section, YAML overlays it.
 
-Sections: dataset, benchmark, model, training (the strategy hyperparameters,
-:class:`cfer.strategies.config.StrategyConfig`), strategies (which methods, with
-per-method overrides), protocol (orders, folds, seeds, paper | heldout),
-evaluation, output, runner.
+Sections: dataset, benchmark, model, training (the training knobs every strategy
+shares, :class:`cfer.strategies.config.StrategyConfig`), strategies (which methods,
+each method's own hyperparameters under ``params.<method>``, per-method
+``overrides`` of the training knobs), protocol (orders, folds, seeds, paper |
+heldout), evaluation, output, runner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cfer.benchmarks.placement import FastDataConfig
 from cfer.experiments.configio import ConfigError, overlay, parse_override, read_yaml, to_dict
-from cfer.plugins.fast_data_config import FastDataConfig
 from cfer.strategies.config import StrategyConfig
-from cfer.strategies.models import ModelConfig
+from cfer.strategies.models.config import ModelConfig
+from cfer.strategies.params import StrategyParams, check_keys
+from cfer.strategies.registry import available, entry
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -48,12 +52,30 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class AugmentSection:
-    """Training augmentation; defaults as the paper's ImageDataGenerator."""
+    """Training augmentation (:class:`cfer.benchmarks.transforms.AugmentConfig`). The defaults
+    are the toolkit's own (torchvision RandomAffine: one zoom, black fill); the reference
+    code's Keras layers (src/complex_FER.py:154-157) are ``rotation: 3.6`` (RandomRotation(0.01),
+    a fraction of a full turn), ``zoom: 0.05, zoom_per_axis: true`` (RandomZoom(0.05, 0.05)),
+    ``translate: 0.05`` (RandomTranslation(0.05, 0.05)) and ``fill: reflect`` (Keras' default
+    fill_mode), as experiments/configs/paper_cfee.yaml sets them."""
 
-    flip: bool = True
-    rotation: float = 10.0
-    zoom: float = 0.1
-    translate: float = 0.1
+    flip: bool = True  # random horizontal flip; reference: RandomFlip("horizontal")
+    rotation: float = 10.0  # max degrees either way; reference: 3.6
+    zoom: float = 0.1  # scale in [1 - zoom, 1 + zoom]; reference: 0.05
+    translate: float = 0.1  # max shift, a fraction of the image side; reference: 0.05
+    zoom_per_axis: bool = False  # draw the height and width zooms independently; reference: true
+    fill: Literal["zeros", "reflect"] = "zeros"  # outside the image: black or mirrored; reference: reflect
+
+    def validate(self, *, where: str) -> None:
+        for key in ("rotation", "zoom", "translate"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{where}: key 'benchmark.augment.{key}' must be >= 0, "
+                                  f"got {getattr(self, key)!r}")
+        if self.zoom >= 1:
+            raise ConfigError(f"{where}: key 'benchmark.augment.zoom' must be < 1, got {self.zoom!r}")
+        if self.fill not in ("zeros", "reflect"):
+            raise ConfigError(f"{where}: key 'benchmark.augment.fill' must be zeros or reflect, "
+                              f"got {self.fill!r}")
 
 
 @dataclass(frozen=True)
@@ -71,9 +93,17 @@ class BenchmarkConfig:
 
 @dataclass(frozen=True)
 class StrategiesConfig:
-    """Which methods to run, and per-method overrides of the ``training`` section."""
+    """Which methods to run, their own hyperparameters, and per-method overrides.
 
-    methods: list[str] = field(default_factory=lambda: ["naive", "replay", "lwf", "icarl", "kd_psmr", "joint"])
+    ``params.<method>``: laid over the method's params dataclass, declared in
+    ``strategies/zoo/<method>.py`` (``params: {lwf: {alpha: 2.0}}``).
+    ``overrides.<method>``: laid over the shared ``training`` section for that
+    method only (``overrides: {joint: {basic_epochs: 8}}``).
+    """
+
+    methods: list[str] = field(default_factory=lambda: ["naive", "replay", "lwf", "icarl", "kd_psmr",
+                                                        "joint"])
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -145,7 +175,8 @@ class RunnerConfig:
 
     def validate(self, *, where: str) -> None:
         if self.jobs_per_device < 1:
-            raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1, got {self.jobs_per_device}")
+            raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1, "
+                              f"got {self.jobs_per_device}")
 
 
 @dataclass(frozen=True)
@@ -165,22 +196,52 @@ class ExperimentConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
     def validate(self, *, where: str) -> None:
-        from cfer.strategies import available
-
         known = available()
         for m in self.strategies.methods:
             if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.methods': unknown strategy {m!r} "
                                   f"(available: {', '.join(known)})")
-        for m, over in self.strategies.overrides.items():
-            if m not in known:  # overrides for registered methods not run now are kept, unused
+        # params and overrides of registered methods not run now are checked too, and kept unused
+        for m in self.strategies.params:
+            if m not in known:
+                raise ConfigError(f"{where}: key 'strategies.params.{m}': unknown strategy {m!r} "
+                                  f"(available: {', '.join(known)})")
+            self._params(m, where=where)
+        for m in self.strategies.overrides:
+            if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.overrides.{m}': unknown strategy {m!r}")
-            overlay(self.training, over, where=where, prefix=f"strategies.overrides.{m}")
+            self._training(m, where=where)
 
     def training_for(self, method: str) -> StrategyConfig:
-        """The training section with ``method``'s overrides applied."""
+        """The shared training section with ``method``'s ``strategies.overrides`` applied."""
+        return self._training(method, where="config")
+
+    def params_for(self, method: str) -> StrategyParams:
+        """``method``'s own hyperparameters: its params dataclass (``entry(method).params``)
+        with ``strategies.params.<method>`` laid over the defaults."""
+        return self._params(method, where="config")
+
+    def _training(self, method: str, *, where: str) -> StrategyConfig:
         over = self.strategies.overrides.get(method, {})
-        return overlay(self.training, over, where="config", prefix=f"strategies.overrides.{method}")
+        try:
+            return overlay(self.training, over, where=where, prefix=f"strategies.overrides.{method}")
+        except ConfigError as e:
+            names = {f.name for f in dataclasses.fields(entry(method).params)}
+            own = sorted(k for k in over if k in names) if isinstance(over, dict) else []
+            if own:  # a method's own hyperparameter set as an override of the shared knobs
+                raise ConfigError(f"{e}; '{own[0]}' is a hyperparameter of {method}: set "
+                                  f"strategies.params.{method}.{own[0]}") from None
+            raise
+
+    def _params(self, method: str, *, where: str) -> StrategyParams:
+        cls = entry(method).params
+        data = self.strategies.params.get(method, {})
+        if isinstance(data, dict):
+            try:
+                check_keys(method, cls, data, where=where)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        return overlay(cls(), data, where=where, prefix=f"strategies.params.{method}")
 
 
 def _deep_merge(a: dict, b: dict) -> dict:

@@ -1,33 +1,20 @@
 """Models and the registry of continual-learning strategies (ours and Avalanche baselines).
 
-Public names load lazily (PEP 562): ``import strategies`` stays cheap.
+The names below are light (no torch, no Avalanche at import time). The torch-backed
+classes are imported from their modules: ``cfer.strategies.models.network.CLModel``,
+``cfer.strategies.models.classifier.GrowingClassifier``,
+``cfer.strategies.masking.SeenClassMask``,
+``cfer.strategies.schedule.TrainingSchedule`` and ``Phase``.
 """
 
-from importlib import import_module
+from cfer.strategies.builder import BuildContext, build
+from cfer.strategies.config import StrategyConfig
+from cfer.strategies.models.config import ModelConfig
+from cfer.strategies.models.registry import available_models, build_model, register_model
+from cfer.strategies.params import NoParams, StrategyParams
+from cfer.strategies.registry import StrategyEntry, available, entry, register_strategy
+from cfer.strategies.zoo._method import MethodParams
 
-_EXPORTS = {
-    "available": "cfer.strategies.registry",
-    "entry": "cfer.strategies.registry",
-    "register_strategy": "cfer.strategies.registry",
-    "StrategyEntry": "cfer.strategies.registry",
-    "build": "cfer.strategies.builder",
-    "BuildContext": "cfer.strategies.builder",
-    "StrategyConfig": "cfer.strategies.config",
-    "ModelConfig": "cfer.strategies.models",
-    "build_model": "cfer.strategies.models",
-    "register_model": "cfer.strategies.models",
-    "available_models": "cfer.strategies.models",
-    "CLModel": "cfer.strategies.models.network",
-    "GrowingClassifier": "cfer.strategies.models.classifier",
-    "SeenClassMask": "cfer.strategies.masking",
-    "TrainingSchedule": "cfer.strategies.schedule",
-    "Phase": "cfer.strategies.schedule",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'cfer.strategies' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__all__ = ["BuildContext", "MethodParams", "ModelConfig", "NoParams", "StrategyConfig", "StrategyEntry",
+           "StrategyParams", "available", "available_models", "build", "build_model", "entry",
+           "register_model", "register_strategy"]

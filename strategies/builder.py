@@ -2,11 +2,17 @@
 
 Every strategy gets, after its own plugins and before the caller's:
 
-- :class:`~strategies.schedule.TrainingSchedule` (basic vs continual lr and
-  epochs, the two-stage basic training, early stopping on the validation
-  stream);
-- :class:`~strategies.masking.SeenClassMask` (``strategy.seen_class_mask``;
+- :class:`~cfer.strategies.schedule.TrainingSchedule` (basic vs continual lr,
+  epochs, mini-batch size and head L2, the two-stage basic training, early
+  stopping on the validation stream); ``train()`` also passes each
+  experience's ``drop_last`` (:func:`phase_loader_options`);
+- :class:`~cfer.strategies.masking.SeenClassMask` (``strategy.seen_class_mask``;
   inactive unless ``n_seen`` is set, as the runner does for ``joint``).
+
+A factory gets a :class:`BuildContext`: the shared training knobs (``ctx.config``),
+the strategy's own typed hyperparameters (``ctx.params``) and helpers for the
+paper's memory rule (:mod:`cfer.plugins.memory`). Avalanche workarounds live in
+:mod:`cfer.plugins.compat`.
 
 Train-loop contract: ``strategy.train(train_stream[i], eval_streams=[valid_stream[:i+1]])``
 then ``strategy.eval(test_stream[:i+1])`` (offline entries: one
@@ -19,16 +25,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cfer.strategies.config import StrategyConfig
+from cfer.strategies.params import resolve_params
 from cfer.strategies.registry import entry
 
 
 @dataclass
 class BuildContext:
-    """Everything a strategy factory needs; factories only add their own parts."""
+    """Everything a strategy factory needs; factories only add their own parts.
 
-    model: object  # strategies.models.CLModel
+    ``config``: the shared training knobs; ``params``: the strategy's own
+    hyperparameters (an instance of its registered params dataclass).
+    """
+
+    model: object  # cfer.strategies.models.network.CLModel
     benchmark: object
     config: StrategyConfig
+    params: object
     optimizer: object
     evaluator: object
     device: object
@@ -38,10 +50,14 @@ class BuildContext:
     user_plugins: list = field(default_factory=list)
     n_classes: int = 0  # classes in the whole training stream (K)
     train_size: int = 0  # training images in the whole stream (N)
+    seed: int = 0  # the run's seed: experience re-seeding and the plugins' own draws
+    seeder: object = None  # cfer.plugins.experience_seed.ExperienceSeedPlugin, first of all plugins
 
     def plugins(self, *specific) -> list:
-        """The strategy's plugin list: its own first, then ours, then the caller's."""
-        return [*specific, self.schedule, self.mask, *self.user_plugins]
+        """The strategy's plugin list: the experience seeder, the strategy's own, then ours,
+        then the caller's."""
+        seeder = [self.seeder] if self.seeder is not None else []
+        return [*seeder, *specific, self.schedule, self.mask, *self.user_plugins]
 
     def template_kwargs(self, *specific, criterion=None, model=None) -> dict:
         """Keyword arguments of an Avalanche ``SupervisedTemplate`` subclass."""
@@ -56,8 +72,8 @@ class BuildContext:
                     eval_every=self.eval_every)
 
     def memory_sizes(self) -> tuple[int, int]:
-        """``(M, m)``: the paper's memory rule (total, per class), as PSMR computes it."""
-        from cfer.plugins.psmr import memory_sizes
+        """``(M, m)``: the paper's memory rule (total, per class; :mod:`cfer.plugins.memory`)."""
+        from cfer.plugins.memory import memory_sizes
 
         cfg = self.config
         try:
@@ -69,13 +85,17 @@ class BuildContext:
 
     def memory_budget(self) -> int:
         """Total exemplars a fixed-size buffer may hold: ``m * K`` (grow) or ``M`` (limit)."""
+        from cfer.plugins.memory import memory_budget
+
         big_m, m = self.memory_sizes()
-        return m * self.n_classes if self.config.memory_mode == "grow" else big_m
+        return memory_budget(mode=self.config.memory_mode, total=big_m, per_class=m, n_classes=self.n_classes)
 
     def class_balanced_buffer(self, cls=None, *, max_size: int | None = None):
         """A class-balanced buffer (random exemplars) following ``memory_mode``: ``grow``
         keeps ``m`` per class (``adaptive_size=False`` over all K classes); ``limit`` splits
         ``M`` among the classes seen so far. ``max_size`` forces a fixed total (``limit``)."""
+        from cfer.plugins.compat import quiet_class_balanced_buffer
+
         cls = cls or quiet_class_balanced_buffer()
         if max_size is not None:
             return cls(max_size=max_size, adaptive_size=True)
@@ -84,52 +104,24 @@ class BuildContext:
                        total_num_classes=self.n_classes)
         return cls(max_size=self.memory_budget(), adaptive_size=True)
 
-    def distillation(self, **overrides):
-        """The paper's :class:`cfer.plugins.distillation.BasicDistillationPlugin` from the config."""
-        from cfer.plugins.distillation import BasicDistillationPlugin
-
-        cfg = self.config
-        kwargs = dict(temperature=cfg.temperature, gamma=cfg.gamma, decay=cfg.decay,
-                      teacher=cfg.teacher)
-        kwargs.update(overrides)
-        return BasicDistillationPlugin(**kwargs)
-
-    def psmr(self, **overrides):
-        """The paper's :class:`cfer.plugins.psmr.PredictiveSortingReplayPlugin` from the config,
-        sized over the whole training stream (N, K)."""
-        from cfer.plugins.psmr import PredictiveSortingReplayPlugin
-
-        cfg = self.config
-        kwargs = dict(fraction=cfg.memory_fraction, mode=cfg.memory_mode,
-                      mem_per_class=cfg.mem_per_class, selection=cfg.selection,
-                      total_train_size=self.train_size, total_classes=self.n_classes)
-        kwargs.update(overrides)
-        return PredictiveSortingReplayPlugin(**kwargs)
-
     def replay_batch_size(self) -> int:
-        return self.config.replay_batch_size_mem or self.config.batch_size
-
-
-def quiet_class_balanced_buffer():
-    """Avalanche's ``ClassBalancedBuffer`` whose ``update`` does not warn.
-
-    Why: ReplayPlugin, ER_ACE, BiC and GDumb call the deprecated
-    ``storage_policy.update`` (a DeprecationWarning per experience); it only
-    forwards to ``post_adapt``, which this calls directly.
-    """
-    from avalanche.training.storage_policy import ClassBalancedBuffer
-
-    class QuietClassBalancedBuffer(ClassBalancedBuffer):
-        def update(self, strategy, **kwargs):
-            self.post_adapt(strategy, strategy.experience)
-
-    return QuietClassBalancedBuffer
+        """Stored samples per replay mini-batch: ``replay_batch_size_mem``, else the continual
+        experiences' batch size (replay only runs there)."""
+        cfg = self.config
+        return cfg.replay_batch_size_mem or cfg.continual_batch_size or cfg.batch_size
 
 
 def make_optimizer(model, config: StrategyConfig):
-    """Adam or SGD over all parameters; the head's hidden Dense weights get the
-    reference code's L2 (Keras ``l2(c)`` adds ``c * sum(w**2)``: weight decay ``2c``)."""
+    """Adam (epsilon ``config.adam_eps``) or SGD over all parameters; the head's hidden Dense
+    weights get the reference code's L2 (Keras ``l2(c)`` adds ``c * sum(w**2)`` to the loss:
+    weight decay ``2c``, as torch's Adam/SGD add ``decay * w`` to the gradient).
+
+    That group carries its L2 share under :data:`cfer.strategies.schedule.HEAD_L2_KEY`, so
+    that the schedule can drop it in continual experiences (``config.continual_head_l2``).
+    """
     import torch
+
+    from cfer.strategies.schedule import BASE_DECAY_KEY, HEAD_L2_KEY
 
     head_l2 = float(getattr(getattr(model, "config", None), "head_l2", 0.0) or 0.0)
     regularized = list(model.regularized_parameters()) if hasattr(model, "regularized_parameters") else []
@@ -137,18 +129,19 @@ def make_optimizer(model, config: StrategyConfig):
     others = [p for p in model.parameters() if id(p) not in reg_ids]
     groups = [{"params": others, "weight_decay": config.weight_decay}]
     if regularized:
-        groups.append({"params": regularized, "weight_decay": config.weight_decay + 2 * head_l2})
+        groups.append({"params": regularized, "weight_decay": config.weight_decay + 2 * head_l2,
+                       BASE_DECAY_KEY: config.weight_decay, HEAD_L2_KEY: 2 * head_l2})
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.basic_lr)
+        return torch.optim.Adam(groups, lr=config.basic_lr, eps=config.adam_eps)
     return torch.optim.SGD(groups, lr=config.basic_lr, momentum=config.momentum)
 
 
 def default_evaluator():
     """Accuracy and loss per experience and stream, no loggers (quiet)."""
+    import warnings
+
     from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
     from avalanche.training.plugins import EvaluationPlugin
-
-    import warnings
 
     with warnings.catch_warnings():  # "No loggers specified": quiet on purpose
         warnings.simplefilter("ignore", UserWarning)
@@ -162,54 +155,98 @@ def schedule_for(model, config: StrategyConfig, *, valid_stream_name: str):
 
     mcfg = getattr(model, "config", None)
     continual_level = getattr(mcfg, "freeze_below", None)
+    watch = dict(monitor=config.basic_monitor, min_delta=config.basic_min_delta, head_l2=True,
+                 batch_size=config.batch_size, drop_last=False)
     if config.finetune_epochs > 0:
-        basic = [Phase(config.basic_lr, config.basic_epochs, getattr(mcfg, "basic_freeze_below", None)),
+        basic = [Phase(config.basic_lr, config.basic_epochs, getattr(mcfg, "basic_freeze_below", None),
+                       **watch),
                  Phase(config.finetune_lr, config.finetune_epochs,
-                       getattr(mcfg, "finetune_freeze_below", None))]
+                       getattr(mcfg, "finetune_freeze_below", None), **watch)]
     else:
-        basic = [Phase(config.basic_lr, config.basic_epochs, continual_level)]
-    return TrainingSchedule(basic=basic, continual=Phase(config.lr, config.epochs, continual_level),
-                            patience=config.patience, val_stream_name=valid_stream_name,
-                            reset_optimizer=config.reset_optimizer)
+        basic = [Phase(config.basic_lr, config.basic_epochs, continual_level, **watch)]
+    continual = Phase(config.lr, config.epochs, continual_level, monitor=config.monitor,
+                      min_delta=config.min_delta, head_l2=config.continual_head_l2,
+                      batch_size=config.continual_batch_size or config.batch_size,
+                      drop_last=config.continual_drop_last)
+    return TrainingSchedule(basic=basic, continual=continual, patience=config.patience,
+                            val_stream_name=valid_stream_name, reset_optimizer=config.reset_optimizer,
+                            finetune_best=config.finetune_best, restore_best=config.restore_best)
 
 
-def stream_totals(benchmark) -> tuple[int, int]:
-    """``(N, K)``: training images and classes over the whole training stream."""
-    classes: set[int] = set()
-    n = 0
-    for exp in benchmark.train_stream:
-        n += len(exp.dataset)
-        classes.update(int(c) for c in exp.classes_in_this_experience)
-    return n, len(classes)
+def phase_loader_options(strategy, schedule) -> None:
+    """Make ``train()`` pass each experience's ``drop_last`` (``schedule.drop_last_for``) unless
+    the caller gives one.
+
+    Why here: Avalanche reads ``drop_last`` only from the keyword arguments of ``train()``
+    (its template's ``make_train_dataloader`` and the replay plugins' loaders take it from
+    there), and builds the loader before any plugin's ``before_training_exp``. The fast data
+    path replays the batch sampler of that loader, so it drops the same batches. One call
+    covers one value: a call over several experiences that need different values is an error
+    (except for Avalanche's ``JointTraining``, which trains once, as experience 0).
+    """
+    from avalanche.training import JointTraining
+
+    train = strategy.train
+
+    def train_with_phase_options(experiences, eval_streams=None, **kwargs):
+        if "drop_last" not in kwargs:
+            single = hasattr(experiences, "current_experience")
+            exps = [experiences] if single else list(experiences)
+            experiences = experiences if single else exps  # a generator is read once
+            wanted = {schedule.drop_last_for(e.current_experience) for e in exps}
+            if isinstance(strategy, JointTraining):
+                wanted = {schedule.drop_last_for(exps[0].current_experience)} if exps else set()
+            if len(wanted) > 1:
+                raise ValueError("train(): these experiences need different drop_last values "
+                                 "(training.continual_drop_last applies to continual experiences "
+                                 "only): call train() once per experience, or pass drop_last=")
+            if wanted:
+                kwargs["drop_last"] = wanted.pop()
+        return train(experiences, eval_streams, **kwargs)
+
+    strategy.train = train_with_phase_options
 
 
-def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None, plugins=(),
-          device="cpu", valid_stream_name: str = "valid", data=None):
+def build(name: str, *, model, benchmark, config: StrategyConfig, params=None, evaluator=None,
+          plugins=(), device="cpu", valid_stream_name: str = "valid", data=None, seed: int = 0):
     """Build the registered strategy ``name``.
 
     Args:
-        name: a name from :func:`cfer.strategies.available`.
-        model: a :class:`~strategies.models.CLModel` from ``build_model``.
+        name: a name from :func:`cfer.strategies.registry.available`.
+        model: a :class:`~cfer.strategies.models.network.CLModel` from ``build_model``.
         benchmark: the ``compound_benchmark`` the strategy will be trained on
             (memory sizes and class counts are read from its train stream).
-        config: the training hyperparameters.
+        config: the training knobs shared by every strategy.
+        params: the strategy's own hyperparameters: None (its defaults), a
+            mapping laid over them (``{"alpha": 2.0}`` for ``lwf``; errors name
+            ``strategies.params.<name>.<key>``), or an instance of its params
+            dataclass (``entry(name).params``).
         evaluator: an Avalanche ``EvaluationPlugin``; None: accuracy and loss,
             no loggers. Early stopping reads its stream accuracy.
         plugins: extra plugins, run after the strategy's own and ours.
         device: torch device.
         valid_stream_name: the stream early stopping scores ("valid", or
             "test" for the paper's protocol).
-        data: a :class:`cfer.plugins.fast_data.FastDataConfig` (the ``data``
+        data: a :class:`cfer.benchmarks.placement.FastDataConfig` (the ``data``
             section); None: the fast path with its defaults (``on_device: auto``).
+        seed: the run's seed. Every experience re-seeds all random generators
+            from ``(seed, experience)`` (:class:`cfer.plugins.experience_seed.ExperienceSeedPlugin`),
+            so a run that starts from a shared basic model gives the same numbers
+            as one that trains experience 0 itself; plugins draw with it too.
 
     Returns:
         An Avalanche strategy, with ``strategy.seen_class_mask`` and
         ``strategy.schedule`` attached.
     """
+    from cfer.plugins.compat import loader_defaults, no_initial_eval
+    from cfer.plugins.experience_seed import ExperienceSeedPlugin
+    from cfer.plugins.memory import stream_totals
+    from cfer.plugins.speed import fast_data, precision
     from cfer.strategies.masking import SeenClassMask
     from cfer.strategies.models.network import CLModel
 
     e = entry(name)
+    params = resolve_params(name, e.params, params, where=f"build({name!r})")
     if not isinstance(config, StrategyConfig):
         raise TypeError(f"build({name!r}): config must be a StrategyConfig, got {type(config).__name__}")
     if not isinstance(model, CLModel):
@@ -220,48 +257,25 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, evaluator=None
     if info is not None and expected is not None and expected != info.image_size:
         raise ValueError(f"build({name!r}): model.image_size is {expected} but the benchmark's images "
                          f"are {info.image_size} px")
-    n, k = stream_totals(benchmark)
+    n, k = stream_totals(benchmark.train_stream)  # N and K of the memory rule: the whole stream
     ctx = BuildContext(
-        model=model, benchmark=benchmark, config=config, optimizer=make_optimizer(model, config),
+        model=model, benchmark=benchmark, config=config, params=params,
+        optimizer=make_optimizer(model, config),
         evaluator=evaluator if evaluator is not None else default_evaluator(), device=device,
         schedule=schedule_for(model, config, valid_stream_name=valid_stream_name),
         mask=SeenClassMask(), eval_every=1 if config.patience else -1,
-        user_plugins=list(plugins), n_classes=k, train_size=n)
+        user_plugins=list(plugins), n_classes=k, train_size=n, seed=int(seed),
+        seeder=ExperienceSeedPlugin(int(seed)))
     strategy = e.factory(ctx)
-    from cfer.plugins import fast_data, precision
-
+    ctx.seeder.install(strategy)
     precision.enable(strategy, precision.PrecisionConfig(
         precision=config.precision, channels_last=config.channels_last, compile=config.compile))
     # After precision: the fast data plugin must be the last one.
-    fast_data.enable(strategy, data or fast_data.FastDataConfig())
-    _no_initial_eval(strategy)
+    fast_data.enable(strategy, data)  # None: the fast path with its defaults
+    no_initial_eval(strategy)
+    phase_loader_options(strategy, ctx.schedule)
     if config.num_workers:
-        _loader_defaults(strategy, num_workers=config.num_workers)
+        loader_defaults(strategy, num_workers=config.num_workers)
     strategy.seen_class_mask = ctx.mask
     strategy.schedule = ctx.schedule
     return strategy
-
-
-def _loader_defaults(strategy, **defaults) -> None:
-    """Make ``defaults`` the default data-loader options of ``train()``/``eval()``.
-
-    Why: Avalanche takes loader options (``num_workers``...) only as keyword
-    arguments of each ``train``/``eval`` call; this applies the config's once.
-    """
-    train, evaluate = strategy.train, strategy.eval
-    strategy.train = lambda *args, **kwargs: train(*args, **{**defaults, **kwargs})
-    strategy.eval = lambda *args, **kwargs: evaluate(*args, **{**defaults, **kwargs})
-
-
-def _no_initial_eval(strategy) -> None:
-    """Turn off ``PeriodicEval``'s evaluation at the start of every ``train()`` call.
-
-    Why: it runs before the head has grown for the new experience, so it would
-    score a class the model has never been trained on (and it costs a full
-    validation pass per experience); early stopping does not need it.
-    """
-    from avalanche.training.templates.base_sgd import PeriodicEval
-
-    for p in strategy.plugins:
-        if isinstance(p, PeriodicEval):
-            p.do_initial = False

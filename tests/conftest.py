@@ -48,10 +48,10 @@ def tiny_naive(plugins, *, seed: int = 0, dropout: float = 0.0, train_mb_size: i
     """A plain-Avalanche ``Naive`` on a flatten + linear net with an IncrementalClassifier
     (6 initial units), as a user's own code would build it. Returns (strategy, model)."""
     import torch
-    from torch import nn
     from avalanche.models import IncrementalClassifier
     from avalanche.training import Naive
     from avalanche.training.determinism.rng_manager import RNGManager
+    from torch import nn
 
     class TinyNet(nn.Module):
         def __init__(self):

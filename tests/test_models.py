@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from cfer.strategies.models import ModelConfig, available_models, build_model, register_model
 from cfer.strategies.models.classifier import GrowingClassifier
+from cfer.strategies.models.config import ModelConfig
+from cfer.strategies.models.registry import available_models, build_model, register_model
 
 
 def experience(classes):
@@ -92,7 +93,8 @@ def test_resnet50_paper_structure(resnet50_paper):
 def test_resnet50_paper_freezing_follows_the_reference_code(resnet50_paper):
     m = resnet50_paper
     cfg = m.config
-    assert (cfg.freeze_below, cfg.basic_freeze_below, cfg.finetune_freeze_below) == ("layer4", "all", "layer3")
+    levels = (cfg.freeze_below, cfg.basic_freeze_below, cfg.finetune_freeze_below)
+    assert levels == ("layer4", "all", "layer3")
     trainable = {n.split(".")[3] for n, p in m.named_parameters()
                  if p.requires_grad and n.startswith("feature_extractor.backbone.")}
     assert trainable == {"layer4"}

@@ -1,21 +1,28 @@
-"""Every registered strategy trains and evaluates on the tiny benchmark; schedule and masks."""
+"""Every registered strategy trains and evaluates on the tiny benchmark; schedule and masks;
+typed per-strategy hyperparameters; discovery of the zoo."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
 from cfer.strategies.builder import build
 from cfer.strategies.config import StrategyConfig
-from cfer.strategies.models import ModelConfig, build_model
 from cfer.strategies.models.classifier import GrowingClassifier
+from cfer.strategies.models.config import ModelConfig
+from cfer.strategies.models.registry import build_model
 from cfer.strategies.registry import available, entry
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
-            basic_lr=1e-3, mem_per_class=1, bic_epochs=1, bic_val_fraction=0.5,
-            agem_patterns_per_exp=4, agem_sample_size=4, gem_patterns_per_exp=4)
+            basic_lr=1e-3, mem_per_class=1)
+# Per-strategy hyperparameters small enough for the tiny benchmark (strategies.params.<name>).
+TINY_PARAMS = {"bic": dict(epochs=1, val_fraction=0.5), "agem": dict(patterns_per_exp=4, sample_size=4),
+               "gem": dict(patterns_per_exp=4)}
 
 
 def evaluator():
@@ -44,6 +51,12 @@ def check_eval(result: dict, n_exps: int) -> None:
     assert math.isfinite(result["Loss_Stream/eval_phase/test_stream"])
 
 
+def test_registry_lists_the_strategies_in_their_documented_order():
+    assert available() == ["naive", "joint", "cumulative", "replay", "lwf", "icarl", "ewc", "agem", "gem",
+                           "der", "er_ace", "bic", "gdumb", "kd_psmr", "kd_only", "psmr_only",
+                           "kd_random_replay", "kd_herding"]
+
+
 def test_registry_lists_the_required_strategies():
     required = {"naive", "joint", "cumulative", "replay", "lwf", "icarl", "ewc", "agem", "gem", "der",
                 "er_ace", "bic", "gdumb", "kd_psmr", "kd_only", "psmr_only", "kd_random_replay",
@@ -62,7 +75,7 @@ def test_strategy_trains_and_evaluates(name, tiny_benchmark):
     model = build_model(ModelConfig(name="small_cnn"), n_classes=n_basic)
     assert head_width_of(model) == n_basic
     strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
-                     evaluator=evaluator())
+                     params=TINY_PARAMS.get(name), evaluator=evaluator())
     if entry(name).offline:
         strategy.train(bm.train_stream, eval_streams=[bm.valid_stream])
         assert head_width(strategy) == n_basic + n_exps - 1
@@ -77,26 +90,58 @@ def test_strategy_trains_and_evaluates(name, tiny_benchmark):
         check_eval(strategy.eval(bm.test_stream[: i + 1]), i + 1)
 
 
+def _fresh(name, bm, *, plugins=(), seed=0, **config):
+    """A model and strategy built exactly as the runner builds them for one run
+    (``config``: overrides of the tiny training config)."""
+    from avalanche.training.determinism.rng_manager import RNGManager
+
+    RNGManager.set_random_seeds(seed)
+    model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
+    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**{**TINY, **config}),
+                     params=TINY_PARAMS.get(name), evaluator=evaluator(), plugins=list(plugins),
+                     seed=seed)
+    return model, strategy
+
+
+def _weights(strategy) -> dict:
+    model = getattr(strategy.model, "_orig_mod", strategy.model)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 @pytest.mark.parametrize("name", [n for n in available() if not entry(n).offline])
-def test_strategy_starts_from_a_shared_basic_model(name, tiny_benchmark):
-    """The runner trains experience 0 once and primes each order's strategy from it."""
+def test_a_shared_basic_model_gives_the_numbers_of_a_self_trained_run(name, tiny_benchmark):
+    """runner.share_basic is exact: a strategy primed from a basic model trained elsewhere
+    ends every later step with the weights and test accuracies, to the last bit, of the
+    same run training experience 0 itself (its own state after experience 0, its random
+    stream after it)."""
     from cfer.plugins.primer import PrimerPlugin
 
-    torch.manual_seed(0)
     bm = tiny_benchmark
-    trained = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
-    first = build(name, model=trained, benchmark=bm, config=StrategyConfig(**TINY), evaluator=evaluator())
-    first.train(bm.train_stream[0], eval_streams=[])
-    model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
-    model.load_state_dict(trained.state_dict())
+    stream, tests = bm.train_stream, bm.test_stream
+    key = "Top1_Acc_Stream/eval_phase/test_stream"
+    # Each run is built right before it runs, as the runner does (seed, build, train).
+    basic_model, basic = _fresh(name, bm)  # the shared basic model, trained in its own strategy
+    basic.train(stream[0], eval_streams=[])
+    shared_state = {k: v.detach().clone() for k, v in basic_model.state_dict().items()}
+
+    _, own = _fresh(name, bm)
+    own_steps = []
+    for i, exp in enumerate(stream):
+        own.train(exp, eval_streams=[])
+        own_steps.append((_weights(own), own.eval(tests[: i + 1])[key]))
+
     primer = PrimerPlugin()
-    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
-                     evaluator=evaluator(), plugins=[primer])
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    primer.prime(strategy, bm.train_stream[0])
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    strategy.train(bm.train_stream[1], eval_streams=[])
-    check_eval(strategy.eval(bm.test_stream[:2]), 2)
+    primed_model, primed = _fresh(name, bm, plugins=[primer])
+    for i, exp in enumerate(stream):
+        if i == 0:
+            primer.prime(primed, exp, state_dict=shared_state, model=primed_model)
+        else:
+            primed.train(exp, eval_streams=[])
+        weights, accuracy = own_steps[i]
+        now = _weights(primed)
+        assert weights.keys() == now.keys()
+        assert all(torch.equal(weights[k], now[k]) for k in now), f"{name}: weights differ after step {i}"
+        assert primed.eval(tests[: i + 1])[key] == accuracy, f"{name}: test accuracy differs after step {i}"
 
 
 def head_width_of(model) -> int:
@@ -207,7 +252,7 @@ def test_replay_memory_follows_the_paper_rule(tiny_benchmark):
     strategy = build("replay", model=model, benchmark=bm,
                      config=StrategyConfig(**{**TINY, "mem_per_class": 2}))
     strategy.train(bm.train_stream[0], eval_streams=[])
-    groups = strategy.plugins[0].storage_policy.buffer_groups
+    groups = strategy.plugins[1].storage_policy.buffer_groups
     assert sorted(groups) == list(range(6)) and all(len(g.buffer) == 2 for g in groups.values())
 
 
@@ -225,3 +270,230 @@ def test_optimizer_follows_the_growing_head(tiny_benchmark):
     (decayed,) = [g for g in strategy.optimizer.param_groups if g["weight_decay"] > 0]
     assert [id(p) for p in decayed["params"]] == [id(model.neck[1].weight)]
     assert decayed["weight_decay"] == pytest.approx(2e-5)
+
+
+# --- per-strategy hyperparameters ---------------------------------------------------------------
+
+# Every strategy's defaults, as the flat StrategyConfig had them (results must not change).
+DEFAULTS = {
+    "lwf": dict(alpha=1.0, temperature=2.0),
+    "ewc": dict(ewc_lambda=5000.0),
+    "agem": dict(patterns_per_exp=100, sample_size=64),
+    "gem": dict(patterns_per_exp=100, memory_strength=0.5),
+    "der": dict(alpha=0.1, beta=0.5),
+    "bic": dict(val_fraction=0.1, epochs=200, lr=0.1, temperature=2.0),
+    "gdumb": dict(memory=None),
+    **{name: dict(temperature=3.0, gamma=0.1, decay=True, teacher="basic", selection=selection,
+                  score="logit", new_class_samples="m", new_class_draw="epoch")
+       for name, selection in (("kd_psmr", "predictive"), ("kd_only", "predictive"),
+                               ("psmr_only", "predictive"), ("kd_random_replay", "random"),
+                               ("kd_herding", "herding"))},
+}
+
+
+@pytest.mark.parametrize("name", available())
+def test_every_strategy_declares_typed_params_with_the_old_defaults(name):
+    import dataclasses
+
+    cls = entry(name).params
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    assert dataclasses.asdict(cls()) == DEFAULTS.get(name, {})
+    if DEFAULTS.get(name):
+        assert cls.method == name  # its errors name strategies.params.<name>.<key>
+
+
+def test_build_takes_params_as_a_mapping_or_an_instance(tiny_benchmark):
+    from cfer.strategies.zoo.lwf import LwFParams
+
+    bm = tiny_benchmark
+    model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
+    config = StrategyConfig(**TINY)
+
+    def lwf_plugin(strategy):
+        (plugin,) = [p for p in strategy.plugins if type(p).__name__ == "LwFPlugin"]
+        return plugin.lwf  # Avalanche's LearningWithoutForgetting: alpha, temperature
+
+    plugin = lwf_plugin(build("lwf", model=model, benchmark=bm, config=config))
+    assert (plugin.alpha, plugin.temperature) == (1.0, 2.0)
+    plugin = lwf_plugin(build("lwf", model=model, benchmark=bm, config=config, params={"alpha": 2}))
+    assert (plugin.alpha, plugin.temperature) == (2.0, 2.0)
+    plugin = lwf_plugin(build("lwf", model=model, benchmark=bm, config=config,
+                              params=LwFParams(temperature=4.0)))
+    assert (plugin.alpha, plugin.temperature) == (1.0, 4.0)
+    with pytest.raises(ValueError, match=r"unknown key 'strategies.params.lwf.alhpa' "
+                                         r"\(known here: alpha, temperature\)"):
+        build("lwf", model=model, benchmark=bm, config=config, params={"alhpa": 2})
+    with pytest.raises(TypeError, match="key 'strategies.params.lwf.alpha': expected float"):
+        build("lwf", model=model, benchmark=bm, config=config, params={"alpha": "two"})
+    with pytest.raises(ValueError, match=r"strategies.params.lwf.alpha: must be >= 0"):
+        build("lwf", model=model, benchmark=bm, config=config, params={"alpha": -1})
+    with pytest.raises(TypeError, match="params must be None, a mapping or a LwFParams"):
+        build("lwf", model=model, benchmark=bm, config=config, params=entry("ewc").params())
+    with pytest.raises(ValueError, match="strategy 'naive' has no hyperparameters"):
+        build("naive", model=model, benchmark=bm, config=config, params={"alpha": 1})
+
+
+def test_the_method_and_its_ablations_share_one_validated_params_dataclass(tiny_benchmark):
+    from cfer.strategies.zoo._method import MethodParams
+
+    for name in ("kd_psmr", "kd_only", "psmr_only", "kd_random_replay", "kd_herding"):
+        assert issubclass(entry(name).params, MethodParams)
+        with pytest.raises(ValueError, match=f"strategies.params.{name}.gamma: must be in \\[0, 1\\]"):
+            entry(name).params(gamma=2.0)
+    with pytest.raises(ValueError, match="strategies.params.kd_psmr.teacher: must be one of basic, previous"):
+        entry("kd_psmr").params(teacher="nobody")
+    with pytest.raises(ValueError, match=r"strategies.params.kd_only.selection: must be left at "
+                                         r"'predictive' \(kd_only does not use it\)"):
+        entry("kd_only").params(selection="random")
+    with pytest.raises(ValueError, match="strategies.params.psmr_only.temperature"):
+        entry("psmr_only").params(temperature=5.0)
+
+    bm = tiny_benchmark
+    model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
+    strategy = build("kd_psmr", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+                     params={"temperature": 5, "gamma": 0.2, "decay": False, "teacher": "previous",
+                             "selection": "herding"})
+    names = [type(p).__name__ for p in strategy.plugins]
+    kd = strategy.plugins[names.index("BasicDistillationPlugin")]
+    memory = strategy.plugins[names.index("PredictiveSortingReplayPlugin")]
+    assert names.index("BasicDistillationPlugin") < names.index("PredictiveSortingReplayPlugin")
+    assert (kd.config.temperature, kd.config.gamma, kd.config.decay, kd.config.teacher) == (
+        5.0, 0.2, False, "previous")
+    assert memory.config.selection == "herding" and memory.config.mem_per_class == 1
+
+
+def test_config_sets_params_per_method_with_one_line_errors(tmp_path):
+    from cfer.experiments.config import load_config
+    from cfer.experiments.configio import ConfigError
+
+    p = tmp_path / "quick.yaml"
+    p.write_text("strategies:\n  methods: [lwf, kd_psmr]\n  params: {lwf: {alpha: 2}}\n")
+    cfg = load_config(p, ["strategies.params.kd_psmr.teacher=previous"])
+    assert cfg.params_for("lwf") == entry("lwf").params(alpha=2.0, temperature=2.0)
+    assert cfg.params_for("kd_psmr").teacher == "previous" and cfg.params_for("ewc").ewc_lambda == 5000.0
+    assert cfg.training_for("lwf") == cfg.training
+    bad = {"strategies.params.lwf.alhpa=2": r"quick.yaml: unknown key 'strategies.params.lwf.alhpa' "
+                                             r"\(known here: alpha, temperature\)$",
+           "strategies.params.lwf.alpha=high": r"key 'strategies.params.lwf.alpha': expected float",
+           "strategies.params.lwf.alpha=-1": r"strategies.params.lwf.alpha: must be >= 0",
+           "strategies.params.lwff.alpha=1": r"key 'strategies.params.lwff': unknown strategy 'lwff'",
+           "strategies.params.kd_psmr.teacher=nobody": r"key 'strategies.params.kd_psmr.teacher': expected",
+           "strategies.overrides.lwf.alpha=3": r"set strategies.params.lwf.alpha$",
+           "training.lwf_alpha=3": r"unknown key 'training.lwf_alpha'"}
+    for override, message in bad.items():
+        with pytest.raises(ConfigError, match=message) as e:
+            load_config(p, [override])
+        assert "\n" not in str(e.value)
+
+
+def test_shipped_configs_load_and_give_every_method_its_params():
+    from cfer.experiments.config import CONFIG_DIR, load_config
+
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        cfg = load_config(path)
+        for method in cfg.strategies.methods:
+            assert isinstance(cfg.params_for(method), entry(method).params)
+
+
+# --- discovery and the light package root --------------------------------------------------------
+
+def test_a_strategy_with_one_hyperparameter_is_one_new_file(tmp_path, monkeypatch, tiny_benchmark):
+    """Write a strategy module into a folder of the zoo package: discovery finds it, no list to edit."""
+    import cfer.strategies.zoo as zoo
+    from cfer.strategies import registry
+
+    (tmp_path / "scaled_naive.py").write_text(textwrap.dedent('''
+        """Naive with its loss scaled (a test strategy)."""
+
+        from dataclasses import dataclass
+
+        from cfer.strategies.params import StrategyParams
+        from cfer.strategies.registry import register_strategy
+
+
+        @dataclass(frozen=True)
+        class ScaledNaiveParams(StrategyParams):
+            scale: float = 1.0  # weight of the cross-entropy
+
+            def __post_init__(self):
+                self.check("scale", self.scale > 0, "> 0")
+
+
+        @register_strategy("scaled_naive", params=ScaledNaiveParams, description="naive, loss scaled")
+        def scaled_naive(ctx):
+            from avalanche.training import Naive
+            from torch.nn import CrossEntropyLoss
+
+            scale = ctx.params.scale
+            loss = CrossEntropyLoss()
+            return Naive(**ctx.template_kwargs(criterion=lambda out, y: scale * loss(out, y)))
+    '''))
+    monkeypatch.setattr(zoo, "__path__", [*zoo.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.delitem(sys.modules, "cfer.strategies.zoo.scaled_naive", raising=False)
+    try:
+        names = available()
+        assert names[-1] == "scaled_naive" and names[:-1] == list(DEFAULTS_ORDER)
+        assert entry("scaled_naive").description == "naive, loss scaled"
+        bm = tiny_benchmark
+        model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
+        strategy = build("scaled_naive", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+                         params={"scale": 0.5})
+        strategy.train(bm.train_stream[0], eval_streams=[])
+        with pytest.raises(ValueError, match="unknown key 'strategies.params.scaled_naive.sclae' "
+                                             r"\(known here: scale\)"):
+            build("scaled_naive", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+                  params={"sclae": 0.5})
+        with pytest.raises(ValueError, match="strategies.params.scaled_naive.scale: must be > 0"):
+            entry("scaled_naive").params(scale=0)
+    finally:
+        sys.modules.pop("cfer.strategies.zoo.scaled_naive", None)
+
+
+DEFAULTS_ORDER = ("naive", "joint", "cumulative", "replay", "lwf", "icarl", "ewc", "agem", "gem", "der",
+                  "er_ace", "bic", "gdumb", "kd_psmr", "kd_only", "psmr_only", "kd_random_replay",
+                  "kd_herding")
+
+
+def test_a_params_dataclass_belongs_to_one_strategy():
+    from cfer.strategies.registry import register_strategy
+
+    with pytest.raises(ValueError, match="LwFParams already holds the hyperparameters of 'lwf'"):
+        register_strategy("lwf_again", params=entry("lwf").params)
+    with pytest.raises(TypeError, match="params must be a StrategyParams dataclass"):
+        register_strategy("plain", params=dict)
+
+
+def test_importing_the_package_and_the_config_stays_free_of_torch():
+    code = ("import sys; import cfer.strategies, cfer.strategies.models; "
+            "import cfer.experiments.config as c; "
+            "from cfer.strategies.registry import available; names = available(); "
+            "cfg = c.load_config(None, ['strategies.params.lwf.alpha=2']); cfg.params_for('kd_psmr'); "
+            "heavy = sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules); "
+            "print(len(names), heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split(" ", 1)[1].strip() == "[]", out
+
+
+def test_memory_rule_is_one_module_shared_by_psmr_and_the_replay_baselines(tiny_benchmark):
+    from cfer.plugins import memory, psmr
+
+    assert psmr.memory_sizes is memory.memory_sizes  # still importable from the plugin
+    assert memory.memory_sizes(fraction=0.3, total_train_size=90, total_classes=9) == (27, 3)
+    assert memory.memory_budget(mode="grow", total=27, per_class=3, n_classes=9) == 27
+    assert memory.memory_budget(mode="limit", total=28, per_class=3, n_classes=9) == 28
+    assert memory.class_size(mode="limit", per_class=3, total=28, n_seen=6) == 4
+    assert memory.class_size(mode="grow", per_class=3, total=28, n_seen=6) == 3
+    bm = tiny_benchmark
+    n, k = memory.stream_totals(bm.train_stream)
+    assert k == 9 and n == sum(len(e.dataset) for e in bm.train_stream)
+    model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
+    cfg = StrategyConfig(**{**TINY, "mem_per_class": None, "memory_fraction": 1.0, "memory_mode": "limit"})
+    big_m, m = memory.memory_sizes(fraction=1.0, total_train_size=n, total_classes=k)
+    replay = build("replay", model=model, benchmark=bm, config=cfg)
+    (plugin,) = [p for p in replay.plugins if type(p).__name__ == "ReplayPlugin"]
+    assert plugin.storage_policy.max_size == big_m
+    kd = build("kd_psmr", model=model, benchmark=bm, config=cfg)
+    (plugin,) = [p for p in kd.plugins if type(p).__name__ == "PredictiveSortingReplayPlugin"]
+    assert (plugin.config.total_train_size, plugin.config.total_classes) == (n, k)

@@ -30,7 +30,7 @@ class Backbone(nn.Module):
         pooling: ``"max"`` or ``"avg"``.
     """
 
-    def __init__(self, stages: "OrderedDict[str, nn.Module]", *, out_channels: int, pooling: str):
+    def __init__(self, stages: OrderedDict[str, nn.Module], *, out_channels: int, pooling: str):
         super().__init__()
         unknown = [n for n in stages if n not in FREEZE_LEVELS]
         if unknown:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from cfer.strategies.models.backbones import (imagenet_state_dict, load_into, read_state_dict,
-                                         small_cnn, torchvision_resnet)
+from cfer.strategies.models.backbones import (
+    imagenet_state_dict,
+    load_into,
+    read_state_dict,
+    small_cnn,
+    torchvision_resnet,
+)
 from cfer.strategies.models.registry import register_model
 
 

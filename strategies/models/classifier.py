@@ -2,7 +2,7 @@
 
 Written as our own Avalanche ``DynamicModule`` rather than Avalanche's
 ``IncrementalClassifier`` because that one differs from the paper's head in
-three ways (DESIGN.md, "Avalanche pitfalls"):
+three ways (docs/design.md, "Avalanche pitfalls"):
 
 - new units get PyTorch's default bias init; the paper's are 0;
 - unseen units are masked with -1000, and the layer also grows (masked) when

@@ -22,8 +22,8 @@ class ModelConfig:
     the head train; ``"all"``: the whole backbone; ``"none"``/``"stem"``:
     nothing). Frozen stages also keep their batch-norm statistics fixed.
 
-    Reference code (github.com/AngusMaiden/complex-FER, ``src/constants.py``,
-    ``src/models/train.py``) for the paper's choices quoted below.
+    Reference code (github.com/AngusMaiden/complex-FER: ``src/models/train.py`` and the
+    click options of ``src/complex_FER.py``) for the paper's choices quoted below.
     """
 
     name: str = "small_cnn"  # registry name; paper: "resnet50_paper"

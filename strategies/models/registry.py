@@ -10,9 +10,9 @@ anywhere imported before ``build_model``) with the decorator.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Callable
 
 from cfer.strategies.models.config import ModelConfig
 
@@ -92,8 +92,9 @@ def build_model(cfg: ModelConfig, *, n_classes: int):
     adds a unit for each later class. The backbone stages below
     ``freeze_below`` start frozen.
     """
-    from cfer.strategies.models.network import CLModel, paper_neck
     import torch.nn as nn
+
+    from cfer.strategies.models.network import CLModel, paper_neck
 
     if n_classes < 1:
         raise ValueError(f"build_model: n_classes must be >= 1, got {n_classes}")

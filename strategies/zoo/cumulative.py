@@ -3,7 +3,8 @@
 from cfer.strategies.registry import register_strategy
 
 
-@register_strategy("cumulative", description="each experience trains on the union of all data so far")
+@register_strategy("cumulative", order=20,
+                   description="each experience trains on the union of all data so far")
 def cumulative(ctx):
     from avalanche.training import Cumulative
 

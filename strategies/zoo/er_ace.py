@@ -3,7 +3,7 @@
 from cfer.strategies.registry import register_strategy
 
 
-@register_strategy("er_ace", description="ER-ACE: replay with asymmetric cross-entropy")
+@register_strategy("er_ace", order=170, description="ER-ACE: replay with asymmetric cross-entropy")
 def er_ace(ctx):
     from avalanche.training import ER_ACE
 

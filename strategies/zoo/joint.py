@@ -3,7 +3,7 @@
 from cfer.strategies.registry import register_strategy
 
 
-@register_strategy("joint", offline=True,
+@register_strategy("joint", offline=True, order=10,
                    description="trained once on all experiences (upper bound); scored per step on "
                                "the classes seen so far")
 def joint(ctx):

@@ -1,10 +1,21 @@
 """Ablation: distillation + the PSMR memory filled with random exemplars."""
 
+from dataclasses import dataclass
+
 from cfer.strategies.registry import register_strategy
+from cfer.strategies.zoo._method import MethodParams, Selection, distillation, psmr
 
 
-@register_strategy("kd_random_replay", description="ablation: distillation + random exemplars (PSMR sizes)")
+@dataclass(frozen=True)
+class KDRandomReplayParams(MethodParams):
+    """The paper's settings, exemplars drawn at random instead of by predictive sorting."""
+
+    selection: Selection = "random"
+
+
+@register_strategy("kd_random_replay", params=KDRandomReplayParams, order=230,
+                   description="ablation: distillation + random exemplars (PSMR sizes)")
 def kd_random_replay(ctx):
     from avalanche.training import Naive
 
-    return Naive(**ctx.template_kwargs(ctx.distillation(), ctx.psmr(selection="random")))
+    return Naive(**ctx.template_kwargs(distillation(ctx), psmr(ctx)))

@@ -1,11 +1,25 @@
 """Learning without Forgetting (Li & Hoiem)."""
 
+from dataclasses import dataclass
+
+from cfer.strategies.params import StrategyParams
 from cfer.strategies.registry import register_strategy
 
 
-@register_strategy("lwf", description="Learning without Forgetting: distillation from the previous model")
+@dataclass(frozen=True)
+class LwFParams(StrategyParams):
+    alpha: float = 1.0  # weight of the distillation loss; FACIL: lamb = 1
+    temperature: float = 2.0  # FACIL / Li & Hoiem: T = 2
+
+    def __post_init__(self) -> None:
+        self.check("alpha", self.alpha >= 0, ">= 0")
+        self.check("temperature", self.temperature > 0, "> 0")
+
+
+@register_strategy("lwf", params=LwFParams, order=110,
+                   description="Learning without Forgetting: distillation from the previous model")
 def lwf(ctx):
     from avalanche.training import LwF
 
-    cfg = ctx.config
-    return LwF(alpha=cfg.lwf_alpha, temperature=cfg.lwf_temperature, **ctx.template_kwargs())
+    p = ctx.params
+    return LwF(alpha=p.alpha, temperature=p.temperature, **ctx.template_kwargs())

@@ -3,7 +3,8 @@
 from cfer.strategies.registry import register_strategy
 
 
-@register_strategy("replay", description="random class-balanced exemplars (the PSMR memory size), replayed")
+@register_strategy("replay", order=100,
+                   description="random class-balanced exemplars (the PSMR memory size), replayed")
 def replay(ctx):
     from avalanche.training import Naive
     from avalanche.training.plugins import ReplayPlugin
