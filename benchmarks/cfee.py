@@ -9,8 +9,9 @@ so this reader is exercised by every run.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from cfer.benchmarks.dataset import FaceDataset
 from cfer.benchmarks.taxonomy import CFEE_IDS, NEUTRAL, check_class

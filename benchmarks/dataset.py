@@ -8,9 +8,9 @@ cache in :mod:`cfer.benchmarks.cache`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class FaceDataset:
             raise KeyError(f"{self.name}: class {name!r} not in this data set "
                            f"(has: {', '.join(self.class_names)})") from None
 
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "FaceDataset":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FaceDataset:
         """The entries at ``indices``, same classes."""
         idx = np.asarray(indices, dtype=np.int64)
         return FaceDataset(

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cfer.benchmarks.dataset import FaceDataset
 from cfer.benchmarks.taxonomy import BASIC, COMPONENTS, NEUTRAL, check_class

@@ -39,7 +39,7 @@ INSTALL_HINT = "pip install -e .[faces]  (or: pip install 'opencv-python-headles
 class PrepareConfig:
     """Face detection and cropping settings."""
 
-    size: int = 224  # output side in pixels; the paper feeds 224x224 face crops to ResNet-50
+    size: int = 224  # output side in pixels; the reference feeds 224x224 crops to ResNet50V2
     margin: float = 0.2  # added on each side of the face box, as a fraction of its side
     detect_max_side: int = 800  # detection runs on a copy no larger than this (speed on big photos)
     scale_factor: float = 1.1  # Haar pyramid step (OpenCV's default)

@@ -15,14 +15,20 @@ for the basic experience.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
 from cfer.benchmarks.dataset import FaceDataset, concat
 from cfer.benchmarks.rafdb import (
-    VARIANTS, check_images, image_file_name, load_rafdb, map_value, ordered_classes, read_list_file,
+    VARIANTS,
+    check_images,
+    image_file_name,
+    load_rafdb,
+    map_value,
+    ordered_classes,
+    read_list_file,
 )
 from cfer.benchmarks.splits import stratified_holdout
 

@@ -17,8 +17,9 @@ list files and check the listed images are shared with the RAF-CE reader.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from cfer.benchmarks.dataset import FaceDataset, concat
 from cfer.benchmarks.taxonomy import ALL_CLASSES, NEUTRAL

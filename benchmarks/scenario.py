@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -160,7 +160,10 @@ def compound_benchmark(
         validation: also build a ``valid_stream`` on held-out subjects.
         image_size: side of the square images fed to the model.
         train_transform, eval_transform: callables on uint8 CHW tensors;
-            default: the paper's augmentation and ImageNet normalisation.
+            default: :func:`cfer.benchmarks.transforms.train_transform` with its
+            default augmentation (the toolkit's own; the reference code's is
+            ``AugmentConfig(rotation=3.6, zoom=0.05, zoom_per_axis=True,
+            translate=0.05, fill="reflect")``) and ImageNet normalisation.
         images: an already decoded (N, H, W, 3) uint8 array for ``dataset``
             (skips the cache; used by tests and the speed path).
         shots: few-shot streams: keep only this many distinct training

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,6 +52,8 @@ def stratified_holdout(labels: Sequence[int], *, fraction: float, seed: int
 
 
 def seeded_order(classes: Sequence[str], seed: int) -> list[str]:
-    """A reproducible shuffle of ``classes`` (one of the 'shuffled lists' of the paper)."""
+    """A reproducible shuffle of ``classes``: our counterpart of the reference code's shuffled
+    class lists (``random.shuffle``, src/data/process.py:103-117), which are not shipped, so
+    they cannot be reproduced; pass them as ``protocol.class_orders`` if you have them."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC0FFEE]))
     return [classes[i] for i in rng.permutation(len(classes))]

@@ -20,11 +20,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class SyntheticConfig:
     supersample: int = 2  # draw at this multiple of the size, then downsample
     jpeg_quality: int = 90
 
-    def check(self) -> "SyntheticConfig":
+    def check(self) -> SyntheticConfig:
         if self.images_per_expression < 1:
             raise ValueError(f"images_per_expression={self.images_per_expression}: must be >= 1")
         if not 0.0 <= self.secondary_prob <= 1.0:

@@ -8,8 +8,8 @@ that every supported data set maps onto the same names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 NEUTRAL = "neutral"
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 __all__ = ["atomic_write", "atomic_write_path", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json"]

@@ -1,28 +1,47 @@
 """Predictive Sorting Memory Replay (PSMR, Maiden & Nakisa 2023) as an Avalanche replay plugin.
 
-Memory sizes follow the paper: ``M = floor(fraction * N)`` with ``N`` the
-number of training images of all classes in the stream, and
+Memory sizes follow the paper (the rule itself: :mod:`cfer.plugins.memory`):
+``M = floor(fraction * N)`` with ``N`` the number of training images of all
+classes in the stream, and
 ``m = floor(M / K)`` per class with ``K`` the number of classes in the
 stream. Mode ``"grow"`` (paper default) keeps ``m`` per class, so the memory
-grows by ``m`` with every new class; mode ``"limit"`` keeps the memory at
-``M`` and gives each of the ``n`` classes seen so far ``floor(M / n)``.
+grows by ``m`` with every new class; mode ``"limit"`` keeps the memory within
+``M``: as in the reference code, the first classes stored (the basic ones) get
+``floor(M / K)`` each, a later class is stored at ``floor(M / n)`` for the ``n``
+classes seen so far, and stored classes are only ever cut to that size.
 
 Each class's exemplars are chosen once, by the model right after it has
-been trained on the experience that introduced the class (the paper ranks a
-class's training images by the model's predicted probability of their true
-class at the end of that step and keeps the top ``m``). Afterwards a class's
-memory is only shrunk (mode ``"limit"``), keeping the top of its stored
-ranking. Avalanche's ``ParametricBuffer`` would instead re-rank every old
-class with the current model after each experience; :class:`PSMRBuffer`
+been trained on the experience that introduced the class, ranking all of
+the class's training images by the model's score of their true class and
+keeping the top ``m``. The paper's text says "predicted probability"; its
+reference code ranks by the raw true-class logit, which is the default here
+(``score="logit"``; ``"probability"``: softmax over the active units;
+:class:`cfer.plugins.selection.PredictiveSortingSelection`). Afterwards a
+class's memory is only shrunk (mode ``"limit"``), keeping the top of its
+stored ranking. Avalanche's ``ParametricBuffer`` would instead re-rank every
+old class with the current model after each experience; :class:`PSMRBuffer`
 overrides that.
+
+New-class images per step (``new_class_samples``): the reference trains a
+continual step on the memory plus only ``m`` randomly drawn images of the
+new class (src/complex_FER.py ``cont()``:
+``cont_train_ds.concatenate(new_train_ds.shuffle(len(...)).take(m)).shuffle(...)``),
+and because ``tf.data`` reshuffles on every iteration, a fresh ``m`` every
+epoch. ``"m"`` (default) does that, ``"all"`` trains on every image of the
+new classes, an int ``n`` on ``min(n, available)`` per new class. The
+experience whose memory is still empty (the basic one) always trains on all
+its images, as the reference's basic phase does.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.storage_policy import (
@@ -31,7 +50,13 @@ from avalanche.training.storage_policy import (
     ParametricBuffer,
 )
 
-from cfer.plugins.selection import eval_mode, selection_names, selection_strategy
+from cfer.plugins import memory as memory_rule
+from cfer.plugins.memory import memory_sizes  # the rule, also used by the replay baselines
+from cfer.plugins.selection import SCORES, eval_mode, selection_names, selection_strategy
+
+NEW_CLASS_SAMPLES = ("m", "all")  # or a positive int
+NEW_CLASS_DRAWS = ("epoch", "experience")
+_DRAW_STREAM = 0x50534D52  # "PSMR": keeps the draw's random stream apart from others seeded by `seed`
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,14 @@ class PSMRConfig:
     total_train_size: int | None = None  # N; None: counted from the experience's origin_stream
     total_classes: int | None = None  # K; None: counted from the experience's origin_stream
     feature_layer: str | None = None  # feature layer of "herding" / "closest_to_center"
+    # reference: src/complex_FER.py cont(), `new_train_ds.shuffle(len(...)).take(m)`
+    new_class_samples: str | int = "m"
+    # reference: tf.data's shuffle reshuffles each iteration, so take(m) draws anew every epoch
+    new_class_draw: str = "epoch"
+    # reference: src/models/train.py RepresentativeMemoryUpdate, `np.argsort(preds[:,idx])[::-1]`
+    # on the linear last layer's output (the logit); the paper's text: "probability"
+    score: str = "logit"
+    seed: int = 0  # seeds the new-class draws (with the experience and epoch index)
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
@@ -61,27 +94,30 @@ class PSMRConfig:
         if isinstance(self.selection, str) and self.selection not in selection_names():
             raise ValueError(f"unknown selection {self.selection!r}; choose one of "
                              f"{', '.join(selection_names())}")
+        n = self.new_class_samples
+        if not (n in NEW_CLASS_SAMPLES if isinstance(n, str)
+                else isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(f"new_class_samples must be 'm', 'all' or a positive integer, got {n!r}")
+        if self.new_class_draw not in NEW_CLASS_DRAWS:
+            raise ValueError(f"new_class_draw must be one of {', '.join(NEW_CLASS_DRAWS)}, "
+                             f"got {self.new_class_draw!r}")
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
+        if self.score != "logit" and self.selection != "predictive":
+            raise ValueError(f"score={self.score!r} is only for selection 'predictive' "
+                             f"(selection {self.selection!r} ranks by no score)")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if (self.uses_loader and self.new_class_samples != "all"
+                and self.new_class_draw == "epoch"):
+            raise ValueError("new_class_draw='epoch' needs the memory concatenated with the new data "
+                             "(batch_size and batch_size_mem None); with Avalanche's ReplayDataLoader "
+                             "use new_class_draw='experience'")
 
-
-def memory_sizes(*, fraction: float, total_train_size: int | None, total_classes: int | None,
-                 mem_per_class: int | None = None) -> tuple[int | None, int]:
-    """``(M, m)``: total and per-class memory size.
-
-    With ``mem_per_class`` set, ``m`` is it and ``M = m * K`` (None when ``K``
-    is unknown). Otherwise ``M = floor(fraction * N)`` and ``m = floor(M / K)``.
-    """
-    if mem_per_class is not None:
-        return (mem_per_class * total_classes if total_classes else None), mem_per_class
-    if not total_train_size or not total_classes:
-        raise ValueError("PSMR memory size needs total_train_size and total_classes")
-    # round() first: 0.29 * 100 is 28.999999999999996 in binary floating point.
-    big_m = math.floor(round(fraction * total_train_size, 9))
-    m = big_m // total_classes
-    if m < 1:
-        raise ValueError(f"PSMR: fraction {fraction} of {total_train_size} training images gives "
-                         f"M = {big_m} slots for {total_classes} classes, i.e. m = 0 per class; "
-                         "raise fraction or set mem_per_class")
-    return big_m, m
+    @property
+    def uses_loader(self) -> bool:
+        """Whether the memory is replayed through Avalanche's ``ReplayDataLoader``."""
+        return self.batch_size is not None or self.batch_size_mem is not None
 
 
 def stream_totals(experience) -> tuple[int, int]:
@@ -90,12 +126,7 @@ def stream_totals(experience) -> tuple[int, int]:
     if stream is None:
         raise ValueError("PSMR: the experience has no origin_stream to count the training set; "
                          "pass total_train_size= and total_classes= to PredictiveSortingReplayPlugin")
-    classes: set[int] = set()
-    n = 0
-    for exp in stream:
-        n += len(exp.dataset)
-        classes.update(int(c) for c in exp.classes_in_this_experience)
-    return n, len(classes)
+    return memory_rule.stream_totals(stream)
 
 
 def class_indices(data) -> dict[int, list[int]]:
@@ -131,10 +162,14 @@ class PSMRBuffer(ParametricBuffer):
 
     Args:
         selection_strategy: ranks a class's samples (best first).
-        mode: ``"grow"`` (``m`` per class) or ``"limit"`` (``floor(M / n)``
-            per class for ``n`` seen classes).
+        mode: ``"grow"`` (``m`` per class) or ``"limit"`` (the first classes
+            stored get ``floor(M / K) = m``, later ones ``floor(M / n)`` for
+            ``n`` seen classes; stored classes are only cut to it).
         mem_per_class: ``m``.
         memory_size: ``M`` (needed in mode ``"limit"``).
+
+    ``current_size`` is the per-class size of the last store (the reference's
+    ``m`` during the next step; ``None`` while empty).
     """
 
     def __init__(self, *, selection_strategy: ExemplarsSelectionStrategy, mode: str,
@@ -145,12 +180,16 @@ class PSMRBuffer(ParametricBuffer):
         self.mode = mode
         self.mem_per_class = mem_per_class
         self.memory_size = memory_size
+        self.current_size: int | None = None
 
     def class_size(self, n_classes: int) -> int:
-        """Per-class size when ``n_classes`` classes are stored."""
-        if self.mode == "grow":
-            return self.mem_per_class
-        return self.memory_size // max(n_classes, 1)
+        """Plain per-class share when ``n_classes`` classes are stored (``m`` or ``floor(M / n)``)."""
+        return memory_rule.class_size(mode=self.mode, per_class=self.mem_per_class, total=self.memory_size,
+                                      n_seen=n_classes)
+
+    def sizes(self) -> dict[int, int]:
+        """Class id -> stored exemplars."""
+        return {int(c): len(g.indices) for c, g in sorted(self.buffer_groups.items())}
 
     def get_group_lengths(self, num_groups):
         return [self.class_size(num_groups)] * num_groups
@@ -165,8 +204,11 @@ class PSMRBuffer(ParametricBuffer):
         if again:
             raise ValueError(f"PSMR: classes {again} appear again in experience {experience}; "
                              "PSMR selects a class's exemplars once, when it is first trained")
+        first = not self.buffer_groups
         self.seen_groups.update(groups)
-        size = self.class_size(len(self.seen_groups))
+        size = memory_rule.stored_class_size(mode=self.mode, per_class=self.mem_per_class,
+                                             total=self.memory_size, n_seen=len(self.seen_groups),
+                                             first=first)
         for c, idx in sorted(groups.items()):
             subset = data.subset(idx)
             with eval_mode(strategy.model):
@@ -176,37 +218,101 @@ class PSMRBuffer(ParametricBuffer):
             self.buffer_groups[c] = ClassMemory(data=subset.subset(keep),
                                                 indices=[idx[r] for r in keep],
                                                 experience=experience)
+        self.current_size = size
         self._shrink(strategy)
 
     def resize(self, strategy, new_size):
         """Change ``M`` (mode ``"limit"``) or ``m`` (mode ``"grow"``: ``new_size`` per class)."""
         if self.mode == "limit":
             self.memory_size = new_size
+            self.current_size = self.class_size(len(self.buffer_groups))
         else:
             self.mem_per_class = new_size
+            self.current_size = new_size
         self._shrink(strategy)
 
     def _shrink(self, strategy) -> None:
-        size = self.class_size(len(self.buffer_groups))
+        size = self.current_size if self.current_size is not None else \
+            self.class_size(len(self.buffer_groups))
         for memory in self.buffer_groups.values():
-            memory.resize(strategy, size)
+            memory.resize(strategy, min(size, len(memory.indices)))  # cut only, never grown
         self.max_size = self.memory_size if self.mode == "limit" else size * len(self.buffer_groups)
+
+
+class NewClassDrawBatchSampler(torch.utils.data.Sampler):
+    """Batches of ``fixed`` (the memory's positions) plus a fresh draw of the new classes'
+    positions each time it is iterated (each epoch), shuffled together.
+
+    ``draw()`` returns class id -> drawn positions (deterministic for the epoch);
+    ``n_drawn`` is their total. The shuffle draws from the global torch random
+    stream, as the template's ``RandomSampler`` does; the draw has its own generator.
+    """
+
+    def __init__(self, *, draw, fixed: list[int], n_drawn: int, batch_size: int, shuffle: bool,
+                 drop_last: bool):
+        super().__init__()
+        self.draw, self.fixed, self.n_drawn = draw, list(fixed), n_drawn
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+
+    def __len__(self) -> int:
+        n = len(self.fixed) + self.n_drawn
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        drawn = sorted(i for positions in self.draw().values() for i in positions)
+        order = torch.as_tensor(self.fixed + drawn, dtype=torch.int64)
+        if self.shuffle:
+            order = order[torch.randperm(len(order))]
+        order = order.tolist()
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if self.drop_last and len(batch) < self.batch_size:
+                return
+            yield batch
+
+
+def _int_keys(mapping):
+    return {int(k): v for k, v in mapping.items()} if mapping is not None else None
 
 
 class PredictiveSortingReplayPlugin(SupervisedPlugin):
     """PSMR: per-class memory of the most confidently predicted training images, replayed.
 
-    After each experience the new classes' training images are ranked by the
-    model just trained (``selection``; default the paper's predicted
-    true-class probability, :class:`cfer.plugins.selection.PredictiveSortingSelection`)
-    and the top ``m`` are stored (see the module docstring for ``M``, ``m``
-    and the modes). On later experiences the memory is mixed with the new
-    data. By default it is concatenated with the experience's dataset, so the
-    strategy's own loader shuffles one set of new and stored images, as the
-    paper trains on the new class's images plus the memory. Setting
-    ``batch_size`` or ``batch_size_mem`` uses Avalanche's ``ReplayDataLoader``
-    instead (each mini-batch: ``batch_size`` new + ``batch_size_mem`` stored
-    samples; defaults: the strategy's ``train_mb_size``).
+    After each experience all training images of its classes are ranked by
+    the model just trained (``selection``; default the reference's true-class
+    logit, :class:`cfer.plugins.selection.PredictiveSortingSelection`) and the
+    top ``m`` are stored (see the module docstring for ``M``, ``m`` and the
+    modes). On later experiences the memory is mixed with the new data: by
+    default concatenated with it, so that one loader shuffles one set of new
+    and stored images, as the reference trains on the memory plus the new
+    class. Setting ``batch_size`` or ``batch_size_mem`` uses Avalanche's
+    ``ReplayDataLoader`` instead (each mini-batch: ``batch_size`` new +
+    ``batch_size_mem`` stored samples; defaults: the strategy's ``train_mb_size``).
+
+    Which new-class images train (see the module docstring): on every
+    experience that starts with a non-empty memory, ``new_class_samples``
+    (``"m"``: the current per-class memory size ``m``, the reference; ``"all"``;
+    or an int ``n``) images per new class, ``min(n, available)``, drawn at
+    random. ``new_class_draw="epoch"`` (the reference) draws anew every epoch:
+    ``strategy.adapted_dataset`` then holds all new images plus the memory,
+    and the plugin sets ``strategy.dataloader`` to a torch ``DataLoader`` whose
+    :class:`NewClassDrawBatchSampler` yields the memory plus that epoch's draw
+    (``strategy.train_mb_size`` per batch; ``shuffle``, ``drop_last``,
+    ``num_workers``, ``pin_memory``, ``persistent_workers`` as passed to
+    ``train()``). The fast data path replays that sampler's batches, so it
+    works on both loaders (add :class:`cfer.plugins.speed.fast_data.FastDataPlugin`
+    after this plugin, as ``enable`` does). ``"experience"`` draws once per
+    experience and puts just the drawn images in ``strategy.adapted_dataset``,
+    so any loader (``ReplayDataLoader`` included) works unchanged. Draws come
+    from a generator seeded by ``(seed, experience, epoch)`` (epoch 0 for
+    ``"experience"``), never the global random stream, so they repeat exactly.
+
+    ``history`` (JSON-friendly, one entry per training experience) records
+    the memory before training, the draws and the memory after ranking:
+    ``{"experience", "memory_size", "memory_per_class", "new_classes",
+    "new_class_samples", "draw", "train_size", "draws": [{"epoch", "counts",
+    "indices"}], "memory_after"}`` (class ids are int keys; indices are
+    positions in the experience's training dataset).
 
     ``N`` and ``K`` are counted, at the first experience, over the whole
     stream the experience comes from (``experience.origin_stream``, also when
@@ -224,6 +330,11 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
             cannot be read from the experience.
         feature_layer: module name whose output feeds ``"herding"`` /
             ``"closest_to_center"`` (default: the last ``nn.Linear``'s input).
+        new_class_samples: ``"m"`` (reference), ``"all"`` or a positive int.
+        new_class_draw: ``"epoch"`` (reference) or ``"experience"``.
+        score: ``"logit"`` (reference code) or ``"probability"`` (paper text)
+            for ``selection="predictive"``.
+        seed: seeds the new-class draws (the run seed).
     """
 
     def __init__(self, *, fraction: float = 0.3, mode: str = "grow",
@@ -231,13 +342,20 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
                  selection: str | ExemplarsSelectionStrategy = "predictive",
                  batch_size: int | None = None, batch_size_mem: int | None = None,
                  total_train_size: int | None = None, total_classes: int | None = None,
-                 feature_layer: str | None = None):
+                 feature_layer: str | None = None, new_class_samples: str | int = "m",
+                 new_class_draw: str = "epoch", score: str = "logit", seed: int = 0):
         super().__init__()
         self.config = PSMRConfig(fraction=fraction, mode=mode, mem_per_class=mem_per_class,
                                  selection=selection, batch_size=batch_size,
                                  batch_size_mem=batch_size_mem, total_train_size=total_train_size,
-                                 total_classes=total_classes, feature_layer=feature_layer)
+                                 total_classes=total_classes, feature_layer=feature_layer,
+                                 new_class_samples=new_class_samples, new_class_draw=new_class_draw,
+                                 score=score, seed=seed)
         self.storage_policy: PSMRBuffer | None = None
+        self.history: list[dict] = []
+        self._pools: dict[int, list[int]] | None = None  # this experience's new classes -> positions
+        self._per_class: int | None = None  # images drawn per new class this experience
+        self._epoch: int | None = None
 
     # -- sizes and buffer ---------------------------------------------------------------------
     def _totals(self, experience) -> tuple[int | None, int | None]:
@@ -250,14 +368,18 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
             n, k = n or counted_n, k or counted_k
         return n, k
 
+    def _selector(self) -> ExemplarsSelectionStrategy:
+        cfg = self.config
+        if not isinstance(cfg.selection, str):
+            return cfg.selection
+        return selection_strategy(cfg.selection, layer_name=cfg.feature_layer, score=cfg.score)
+
     def _build(self, experience) -> PSMRBuffer:
         cfg = self.config
         n, k = self._totals(experience)
         big_m, m = memory_sizes(fraction=cfg.fraction, total_train_size=n, total_classes=k,
                                 mem_per_class=cfg.mem_per_class)
-        selector = (selection_strategy(cfg.selection, layer_name=cfg.feature_layer)
-                    if isinstance(cfg.selection, str) else cfg.selection)
-        return PSMRBuffer(selection_strategy=selector, mode=cfg.mode, mem_per_class=m,
+        return PSMRBuffer(selection_strategy=self._selector(), mode=cfg.mode, mem_per_class=m,
                           memory_size=big_m)
 
     def policy(self, strategy) -> PSMRBuffer:
@@ -268,28 +390,98 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
 
     @property
     def _uses_loader(self) -> bool:
-        return self.config.batch_size is not None or self.config.batch_size_mem is not None
+        return self.config.uses_loader
+
+    # -- the new classes' draw ----------------------------------------------------------------
+    def _draw_count(self, policy: PSMRBuffer) -> int | None:
+        """Images per new class this experience (``None``: all of them)."""
+        n = self.config.new_class_samples
+        if n == "all":
+            return None
+        if n == "m":
+            return policy.current_size
+        return n
+
+    def draw(self, epoch: int | None = None) -> dict[int, list[int]]:
+        """This experience's new-class draw for ``epoch`` (class id -> positions, ascending),
+        recorded in :attr:`history`. ``epoch`` None: the per-experience draw (epoch 0's)."""
+        if self._pools is None:
+            raise RuntimeError("PSMR: no new-class draw in this experience")
+        entry = self.history[-1]
+        seq = np.random.SeedSequence([self.config.seed, _DRAW_STREAM, entry["experience"],
+                                      epoch or 0])
+        rng = np.random.default_rng(seq)
+        drawn = {}
+        for c, pool in sorted(self._pools.items()):
+            pick = np.sort(rng.choice(len(pool), size=min(self._per_class, len(pool)), replace=False))
+            drawn[c] = [pool[int(i)] for i in pick]
+        if not any(d["epoch"] == epoch for d in entry["draws"]):
+            entry["draws"].append({"epoch": epoch, "counts": {c: len(v) for c, v in drawn.items()},
+                                   "indices": {c: list(v) for c, v in drawn.items()}})
+        return drawn
+
+    def _epoch_draw(self) -> dict[int, list[int]]:
+        return self.draw(self._epoch if self._epoch is not None else 0)
 
     # -- Avalanche callbacks ------------------------------------------------------------------
     def after_train_dataset_adaptation(self, strategy, **kwargs):
-        memory = self.policy(strategy).buffer  # built here so that a size error shows up at once
+        policy = self.policy(strategy)  # built here so that a size error shows up at once
+        memory = policy.buffer
+        new = strategy.adapted_dataset
+        pools = class_indices(new)
+        per_class = self._draw_count(policy) if len(memory) else None
+        cfg = self.config
+        draw = None if per_class is None else cfg.new_class_draw
+        counts = {c: len(v) if per_class is None else min(per_class, len(v)) for c, v in pools.items()}
+        self.history.append({
+            "experience": int(strategy.experience.current_experience),
+            "memory_size": len(memory), "memory_per_class": policy.sizes(),
+            "new_classes": {c: len(v) for c, v in sorted(pools.items())},
+            "new_class_samples": "all" if per_class is None else per_class,
+            "draw": draw, "train_size": len(memory) + sum(counts.values()), "draws": [],
+            "memory_after": None})
+        self._pools, self._per_class, self._epoch = (pools, per_class, None) if draw else (None, None, None)
+        if draw == "experience":
+            new = new.subset(sorted(i for v in self.draw(None).values() for i in v))
         if len(memory) and not self._uses_loader:
-            strategy.adapted_dataset = strategy.adapted_dataset.concat(memory.train())
+            new = new.concat(memory.train())
+        strategy.adapted_dataset = new
 
     def before_training_exp(self, strategy, num_workers: int = 0, shuffle: bool = True,
+                            pin_memory: bool | None = None, persistent_workers: bool = False,
                             drop_last: bool = False, **kwargs):
         memory = self.policy(strategy).buffer
-        if not len(memory) or not self._uses_loader:
+        if not len(memory):
             return
-        strategy.dataloader = ReplayDataLoader(
-            strategy.adapted_dataset, memory.train(), oversample_small_tasks=True,
-            batch_size=self.config.batch_size or strategy.train_mb_size,
-            batch_size_mem=self.config.batch_size_mem or strategy.train_mb_size,
-            num_workers=num_workers, shuffle=shuffle, drop_last=drop_last)
+        if self._uses_loader:
+            strategy.dataloader = ReplayDataLoader(
+                strategy.adapted_dataset, memory.train(), oversample_small_tasks=True,
+                batch_size=self.config.batch_size or strategy.train_mb_size,
+                batch_size_mem=self.config.batch_size_mem or strategy.train_mb_size,
+                num_workers=num_workers, shuffle=shuffle, drop_last=drop_last)
+        elif self.history[-1]["draw"] == "epoch":
+            data = strategy.adapted_dataset
+            n_new = len(data) - len(memory)  # the new classes first, then the memory
+            sampler = NewClassDrawBatchSampler(
+                draw=self._epoch_draw, fixed=list(range(n_new, len(data))),
+                n_drawn=self.history[-1]["train_size"] - len(memory),
+                batch_size=strategy.train_mb_size, shuffle=shuffle, drop_last=drop_last)
+            extra = {"persistent_workers": persistent_workers} if num_workers > 0 else {}
+            strategy.dataloader = torch.utils.data.DataLoader(
+                data, batch_sampler=sampler, num_workers=num_workers,
+                pin_memory=torch.device(strategy.device).type == "cuda" if pin_memory is None else pin_memory,
+                collate_fn=getattr(data, "collate_fn", None), **extra)
+
+    def before_training_epoch(self, strategy, **kwargs):
+        self._epoch = 0 if self._epoch is None else self._epoch + 1
 
     def after_training_exp(self, strategy, **kwargs):
         # post_adapt directly: ReplayPlugin's storage_policy.update is deprecated (warns).
-        self.policy(strategy).post_adapt(strategy, strategy.experience)
+        policy = self.policy(strategy)
+        policy.post_adapt(strategy, strategy.experience)
+        if self.history:
+            self.history[-1]["memory_after"] = policy.sizes()
+        self._pools = self._per_class = self._epoch = None
 
     # -- inspection and checkpoints -----------------------------------------------------------
     def memory_indices(self) -> dict[int, list[int]]:
@@ -300,28 +492,27 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
         return {c: list(g.indices) for c, g in sorted(self.storage_policy.buffer_groups.items())}
 
     def state_dict(self) -> dict:
-        """The memory as plain numbers (JSON-friendly): sizes and per-class indices."""
+        """The memory as plain numbers (JSON-friendly): sizes, per-class indices and the history."""
         policy = self.storage_policy
         if policy is None:
             return {}
         return {"mode": policy.mode, "mem_per_class": policy.mem_per_class,
-                "memory_size": policy.memory_size,
+                "memory_size": policy.memory_size, "class_size": policy.current_size,
                 "classes": {int(c): {"experience": g.experience, "indices": list(g.indices)}
-                            for c, g in sorted(policy.buffer_groups.items())}}
+                            for c, g in sorted(policy.buffer_groups.items())},
+                "history": copy.deepcopy(self.history)}
 
     def load_state_dict(self, state: dict, train_stream) -> None:
         """Rebuild the memory saved by :meth:`state_dict` from the same ``train_stream``."""
         if not state:
             self.storage_policy = None
+            self.history = []
             return
         if state["mode"] != self.config.mode:
             raise ValueError(f"PSMR state: mode {state['mode']!r} differs from the plugin's "
                              f"{self.config.mode!r}")
         experiences = list(train_stream)
-        cfg = self.config
-        selector = (selection_strategy(cfg.selection, layer_name=cfg.feature_layer)
-                    if isinstance(cfg.selection, str) else cfg.selection)
-        policy = PSMRBuffer(selection_strategy=selector, mode=state["mode"],
+        policy = PSMRBuffer(selection_strategy=self._selector(), mode=state["mode"],
                             mem_per_class=state["mem_per_class"], memory_size=state["memory_size"])
         for c, entry in sorted(state["classes"].items(), key=lambda kv: int(kv[0])):
             e = int(entry["experience"])
@@ -336,5 +527,18 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
             policy.buffer_groups[int(c)] = ClassMemory(data=data.subset(indices), indices=indices,
                                                        experience=e)
             policy.seen_groups.add(int(c))
+        if policy.buffer_groups:
+            policy.current_size = state.get("class_size") or policy.class_size(len(policy.buffer_groups))
         policy._shrink(None)
         self.storage_policy = policy
+        self.history = [self._restore_entry(e) for e in state.get("history", [])]
+
+    @staticmethod
+    def _restore_entry(entry: dict) -> dict:
+        """A history entry with its class-id keys back to ints (JSON makes them strings)."""
+        out = copy.deepcopy(entry)
+        for key in ("memory_per_class", "new_classes", "memory_after"):
+            out[key] = _int_keys(out.get(key))
+        out["draws"] = [{**d, "counts": _int_keys(d["counts"]), "indices": _int_keys(d["indices"])}
+                        for d in out.get("draws", [])]
+        return out

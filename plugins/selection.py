@@ -1,8 +1,14 @@
 """Exemplar selection strategies for class-grouped replay memories.
 
 ``PredictiveSortingSelection`` is the paper's ranking (PSMR): a class's
-training images sorted by the model's predicted probability of their true
-class, most confident first. The other strategies are Avalanche's, so that
+training images sorted by the model's confidence in their true class, most
+confident first. The paper's text says "predicted probability"; its reference
+code ranks by the raw logit of the true class (src/models/train.py
+``RepresentativeMemoryUpdate``: ``model.predict`` on a model whose last ``Dense``
+is linear, then ``np.argsort(preds[:, idx])[::-1]``), so ``score="logit"`` is the
+default and ``score="probability"`` (softmax over the active units) the paper's
+wording. The two orders differ when other classes' logits vary between images.
+The other strategies are Avalanche's, so that
 "which exemplars" is one switch (``selection_strategy(name)``):
 
 - ``"random"``: Avalanche's ``RandomExemplarsSelectionStrategy`` as is;
@@ -25,7 +31,6 @@ is restored afterwards), without gradients, batched by
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import List
 
 import torch
 from avalanche.models import avalanche_forward
@@ -35,6 +40,8 @@ from avalanche.training.storage_policy import (
     HerdingSelectionStrategy,
     RandomExemplarsSelectionStrategy,
 )
+
+from cfer.plugins.compat import LiveFeatureOrdering
 
 
 def active_classes(strategy, n_outputs: int) -> list[int]:
@@ -71,7 +78,7 @@ def eval_mode(model: torch.nn.Module):
 
 def _loader(strategy, data):
     # In order, no augmentation; on the fast data path when the strategy has it.
-    from cfer.plugins.fast_data import make_loader
+    from cfer.plugins.speed.fast_data import make_loader
 
     return make_loader(strategy, data.eval(), batch_size=strategy.eval_mb_size)
 
@@ -83,24 +90,55 @@ def _batch_tasks(batch, n: int, device):
     return torch.zeros(n, dtype=torch.long, device=device)
 
 
-class PredictiveSortingSelection(ExemplarsSelectionStrategy):
-    """Rank samples by the model's softmax probability of their true class.
+SCORES = ("logit", "probability")
 
-    The softmax is taken over the active units only (see
-    :func:`active_classes`); highest probability first, ties kept in dataset
-    order (stable sort), so the ranking is deterministic. This is the
-    selection of the paper's Predictive Sorting Memory Replay: keep the top
-    ``m`` of each class.
+
+class PredictiveSortingSelection(ExemplarsSelectionStrategy):
+    """Rank samples by the model's score of their true class, highest first.
+
+    This is the selection of the paper's Predictive Sorting Memory Replay:
+    keep the top ``m`` of each class. ``score``:
+
+    - ``"logit"`` (default; the reference code, src/models/train.py
+      ``RepresentativeMemoryUpdate``: ``np.argsort(preds[:, idx])[::-1]`` on the
+      linear last layer's output): the raw output of the true-class unit;
+    - ``"probability"`` (the paper's wording): the softmax of the true class
+      over the active units only (see :func:`active_classes`).
+
+    Either way the true class must be an active unit (it is, once trained:
+    ``IncrementalClassifier`` masks only the units of unseen classes, with
+    -1000), else ranking is an error. Ties keep dataset order (stable sort),
+    so the ranking is deterministic.
     """
 
+    def __init__(self, score: str = "logit"):
+        if score not in SCORES:
+            raise ValueError(f"PredictiveSortingSelection: score must be one of {', '.join(SCORES)}, "
+                             f"got {score!r}")
+        self.score = score
+
     @torch.no_grad()
-    def make_sorted_indices(self, strategy, data) -> List[int]:
-        return torch.argsort(self.true_class_probabilities(strategy, data), descending=True,
+    def make_sorted_indices(self, strategy, data) -> list[int]:
+        return torch.argsort(self.true_class_scores(strategy, data), descending=True,
                              stable=True).tolist()
 
     @torch.no_grad()
+    def true_class_scores(self, strategy, data) -> torch.Tensor:
+        """The ranking score (``self.score``) of each sample's own class (CPU, float32)."""
+        return self._true_class(strategy, data, probability=self.score == "probability")
+
+    @torch.no_grad()
+    def true_class_logits(self, strategy, data) -> torch.Tensor:
+        """Raw output of each sample's own class unit under the current model (CPU, float32)."""
+        return self._true_class(strategy, data, probability=False)
+
+    @torch.no_grad()
     def true_class_probabilities(self, strategy, data) -> torch.Tensor:
-        """Probability of each sample's own class under the current model (CPU, float32)."""
+        """Probability of each sample's own class under the current model, softmax over the
+        active units (CPU, float32)."""
+        return self._true_class(strategy, data, probability=True)
+
+    def _true_class(self, strategy, data, *, probability: bool) -> torch.Tensor:
         model, device = strategy.model, strategy.device
         scores = []
         with eval_mode(model):
@@ -115,8 +153,10 @@ class PredictiveSortingSelection(ExemplarsSelectionStrategy):
                     bad = sorted(set(y[where < 0].tolist()))
                     raise ValueError(f"PredictiveSortingSelection: classes {bad} are not among the "
                                      f"model's trained classes {cols}; rank only after training them")
-                probs = torch.softmax(logits[:, cols], dim=1)
-                scores.append(probs.gather(1, where[:, None]).squeeze(1).cpu())
+                active = logits[:, cols]
+                if probability:
+                    active = torch.softmax(active, dim=1)
+                scores.append(active.gather(1, where[:, None]).squeeze(1).cpu())
         return torch.cat(scores) if scores else torch.zeros(0)
 
 
@@ -155,17 +195,12 @@ def features(strategy, data, *, layer_name: str | None = None) -> torch.Tensor:
     return torch.cat(chunks)
 
 
-class _LiveFeatureSelection:
-    """Feature extraction for Avalanche's feature-based orderings (see module doc)."""
+class _LiveFeatureSelection(LiveFeatureOrdering):
+    """Feature extraction for Avalanche's feature-based orderings (see module doc; the
+    Avalanche constructor it skips: :class:`cfer.plugins.compat.LiveFeatureOrdering`)."""
 
-    def __init__(self, layer_name: str | None = None):
-        # Avalanche's __init__ (which builds a FeatureExtractorBackbone on a fixed model) is
-        # deliberately not called: the model is read from the strategy at selection time.
-        self.layer_name = layer_name
-
-    def make_sorted_indices(self, strategy, data) -> List[int]:
-        feats = features(strategy, data, layer_name=self.layer_name)
-        return [int(i) for i in self.make_sorted_indices_from_features(feats)]
+    def features(self, strategy, data) -> torch.Tensor:
+        return features(strategy, data, layer_name=self.layer_name)
 
 
 class HerdingSelection(_LiveFeatureSelection, HerdingSelectionStrategy):
@@ -181,12 +216,19 @@ def selection_names() -> tuple[str, ...]:
     return ("predictive", "random", "herding", "closest_to_center")
 
 
-def selection_strategy(name: str, *, layer_name: str | None = None) -> ExemplarsSelectionStrategy:
+def selection_strategy(name: str, *, layer_name: str | None = None,
+                       score: str = "logit") -> ExemplarsSelectionStrategy:
     """The exemplar selection strategy called ``name`` (see :func:`selection_names`).
 
     ``layer_name`` picks the feature layer of ``"herding"`` and
-    ``"closest_to_center"`` (default: the input of the last ``nn.Linear``).
+    ``"closest_to_center"`` (default: the input of the last ``nn.Linear``);
+    ``score`` the ranking score of ``"predictive"`` (:class:`PredictiveSortingSelection`).
     """
+    if score not in SCORES:
+        raise ValueError(f"unknown ranking score {score!r}; choose one of {', '.join(SCORES)}")
+    if score != "logit" and name != "predictive":
+        raise ValueError(f"selection {name!r} ranks by no score; score={score!r} is only for "
+                         "'predictive'")
     if name in ("herding", "closest_to_center"):
         cls = HerdingSelection if name == "herding" else ClosestToCenterSelection
         return cls(layer_name)
@@ -194,7 +236,7 @@ def selection_strategy(name: str, *, layer_name: str | None = None) -> Exemplars
         raise ValueError(f"selection {name!r} uses no features; layer_name is only for "
                          "'herding' and 'closest_to_center'")
     if name == "predictive":
-        return PredictiveSortingSelection()
+        return PredictiveSortingSelection(score)
     if name == "random":
         return RandomExemplarsSelectionStrategy()
     raise ValueError(f"unknown exemplar selection {name!r}; choose one of {', '.join(selection_names())}")

@@ -60,17 +60,23 @@ def _strategy(plugins, seed=0):
     return tiny_naive(plugins, seed=seed, dropout=0.2, train_mb_size=8, eval_mb_size=7)
 
 
-def _true_class_probs(model, dataset, n_seen):
-    """Independent ranking input: softmax over the first n_seen units, eval mode, no augmentation."""
+def _true_class_scores(model, dataset, n_seen, score="probability"):
+    """Independent ranking input, eval mode, no augmentation: the true class's raw output
+    ("logit") or its softmax over the first n_seen units ("probability")."""
     data = dataset.eval()
     x = torch.stack([data[i][0] for i in range(len(data))])
     y = torch.tensor([int(t) for t in data.targets])
     was = model.training
     model.eval()
     with torch.no_grad():
-        p = torch.softmax(model(x)[:, :n_seen], dim=1)
+        out = model(x)[:, :n_seen]
     model.train(was)
+    p = out if score == "logit" else torch.softmax(out, dim=1)
     return p[torch.arange(len(y)), y], y
+
+
+def _true_class_probs(model, dataset, n_seen):
+    return _true_class_scores(model, dataset, n_seen, "probability")
 
 
 def test_memory_sizes_follow_the_paper():
@@ -94,6 +100,20 @@ def test_bad_settings_are_rejected():
         selection_strategy("best")
     with pytest.raises(ValueError, match="layer_name"):
         selection_strategy("random", layer_name="features")
+    with pytest.raises(ValueError, match="new_class_samples"):
+        PredictiveSortingReplayPlugin(new_class_samples=0)
+    with pytest.raises(ValueError, match="new_class_samples"):
+        PredictiveSortingReplayPlugin(new_class_samples="some")
+    with pytest.raises(ValueError, match="new_class_draw"):
+        PredictiveSortingReplayPlugin(new_class_draw="batch")
+    with pytest.raises(ValueError, match="score must be one of"):
+        PredictiveSortingReplayPlugin(score="margin")
+    with pytest.raises(ValueError, match="only for selection 'predictive'"):
+        PredictiveSortingReplayPlugin(selection="random", score="probability")
+    with pytest.raises(ValueError, match="use new_class_draw='experience'"):
+        PredictiveSortingReplayPlugin(batch_size_mem=4)  # per-epoch draw needs the concatenated memory
+    with pytest.raises(ValueError, match="seed"):
+        PredictiveSortingReplayPlugin(seed=-1)
 
 
 def test_stream_size_needed_unless_given():
@@ -111,14 +131,17 @@ def test_too_small_a_memory_is_a_clear_error(tiny_benchmark):
         strategy.train(tiny_benchmark.train_stream[0])
 
 
-def test_memory_holds_top_m_by_true_class_probability_ranked_once(bench):
-    psmr = PredictiveSortingReplayPlugin(fraction=0.3)  # M = 27, m = 3, mode grow
+@pytest.mark.parametrize("score", [None, "logit", "probability"])  # None: the default (logit)
+def test_memory_holds_top_m_by_true_class_score_ranked_once(bench, score):
+    kwargs = {} if score is None else {"score": score}
+    psmr = PredictiveSortingReplayPlugin(fraction=0.3, **kwargs)  # M = 27, m = 3, mode grow
     strategy, model = _strategy([psmr])
     expected = {}
     for exp in bench.train_stream:
         strategy.train(exp)
         n_seen = len(exp.classes_seen_so_far)
-        probs, y = _true_class_probs(model, exp.dataset, n_seen)
+        # over all of the class's training images, not just the ones drawn for training
+        probs, y = _true_class_scores(model, exp.dataset, n_seen, score or "logit")
         for c in exp.classes_in_this_experience:
             idx = torch.nonzero(y == c).flatten()
             order = idx[torch.argsort(probs[idx], descending=True, stable=True)]
@@ -150,11 +173,16 @@ def test_predictive_selection_ranks_over_active_units_only(bench):
     assert torch.allclose(before, after)
     expected, _ = _true_class_probs(model, exp.dataset, 6)
     assert torch.allclose(after, expected, atol=1e-6)
+    logits = selector.true_class_logits(strategy, exp.dataset)  # raw outputs, never the -1000 masks
+    expected, _ = _true_class_scores(model, exp.dataset, 6, "logit")
+    assert torch.allclose(logits, expected, atol=1e-5) and bool((logits > -100).all())
 
 
 @pytest.mark.parametrize("mode,per_class,totals", [
-    ("grow", [5, 5, 5, 5], [30, 35, 40, 45]),  # M = floor(.5 * 90) = 45, m = 45 // 9 = 5
-    ("limit", [7, 6, 5, 5], [42, 42, 40, 45]),  # floor(45 / n_seen), n_seen = 6, 7, 8, 9
+    ("grow", [{5}, {5}, {5}, {5}], [30, 35, 40, 45]),  # M = floor(.5 * 90) = 45, m = 45 // 9 = 5
+    # the reference: the basic classes at floor(45 / K=9) = 5 and never grown; then the new class
+    # at floor(45 / n_seen), n_seen = 7, 8, 9 (6, 5, 5), older ones cut to it
+    ("limit", [{5}, {5, 6}, {5}, {5}], [30, 36, 40, 45]),
 ])
 def test_memory_sizes_step_by_step(bench, mode, per_class, totals):
     psmr = PredictiveSortingReplayPlugin(fraction=0.5, mode=mode)
@@ -163,7 +191,7 @@ def test_memory_sizes_step_by_step(bench, mode, per_class, totals):
     for step, exp in enumerate(bench.train_stream):
         strategy.train(exp)
         mem = psmr.memory_indices()
-        assert {len(v) for v in mem.values()} == {per_class[step]}
+        assert {len(v) for v in mem.values()} == per_class[step]
         assert sum(len(v) for v in mem.values()) == totals[step] == len(psmr.storage_policy.buffer)
         for c, v in mem.items():
             first.setdefault(c, v)
@@ -174,13 +202,15 @@ def test_mem_per_class_override(bench):
     psmr = PredictiveSortingReplayPlugin(mem_per_class=2, mode="limit")  # M = 2 * 9 = 18
     strategy, _ = _strategy([psmr])
     strategy.train(bench.train_stream[0])
-    assert {len(v) for v in psmr.memory_indices().values()} == {3}  # 18 // 6
+    assert {len(v) for v in psmr.memory_indices().values()} == {2}  # first store: 18 // K = 9
     assert psmr.storage_policy.memory_size == 18
+    strategy.train(bench.train_stream[1])
+    assert len(psmr.memory_indices()[6]) == 18 // 7  # later classes: floor(M / n_seen)
 
 
 def test_memory_is_concatenated_with_the_new_data(bench):
     seen = SeenData()
-    psmr = PredictiveSortingReplayPlugin(fraction=0.3)
+    psmr = PredictiveSortingReplayPlugin(fraction=0.3, new_class_samples="all")
     strategy, _ = _strategy([psmr, seen])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -192,14 +222,16 @@ def test_memory_is_concatenated_with_the_new_data(bench):
                 and "update" in str(w.message)]
 
 
-def test_replay_data_loader_when_memory_batch_is_set(bench):
+@pytest.mark.parametrize("samples,new_images,first_batch", [("all", 10, 8 + 4), ("m", 3, 3 + 4)])
+def test_replay_data_loader_when_memory_batch_is_set(bench, samples, new_images, first_batch):
     seen = SeenData()
-    psmr = PredictiveSortingReplayPlugin(fraction=0.3, batch_size_mem=4)
+    psmr = PredictiveSortingReplayPlugin(fraction=0.3, batch_size_mem=4, new_class_samples=samples,
+                                         new_class_draw="experience")
     strategy, _ = _strategy([psmr, seen])
     strategy.train(bench.train_stream[:2])
     assert psmr.storage_policy.memory_size == 27  # N, K counted over the whole stream, not the slice
-    assert seen.sizes == [60, 10]  # memory not in the dataset ...
-    assert seen.first_batch == [8, 8 + 4]  # ... but in every mini-batch
+    assert seen.sizes == [60, new_images]  # memory not in the dataset ...
+    assert seen.first_batch == [8, first_batch]  # ... but in every mini-batch
 
 
 @pytest.mark.parametrize("name", ["herding", "closest_to_center"])
@@ -255,6 +287,8 @@ def test_state_dict_round_trip_and_no_second_selection(bench):
     restored = PredictiveSortingReplayPlugin(fraction=0.5, mode="limit")
     restored.load_state_dict(state, bench.train_stream)
     assert restored.memory_indices() == psmr.memory_indices()
+    assert restored.history == psmr.history and len(psmr.history) == 3  # int class keys again
+    assert restored.storage_policy.current_size == psmr.storage_policy.current_size == 45 // 8
     assert list(restored.storage_policy.buffer.targets) == list(psmr.storage_policy.buffer.targets)
     with pytest.raises(ValueError, match="appear again"):
         strategy.experience = bench.train_stream[0]
