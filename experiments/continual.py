@@ -82,7 +82,7 @@ class ContinualRunner:
 
     def method_block(self, runs: list[dict]) -> dict:
         """A method's entry of results.json: its runs and their summary."""
-        from cfer.plugins.metric_definitions import summarize_runs
+        from cfer.metric_definitions import summarize_runs
 
         return {"runs": runs, "summary": summarize_runs(runs)}
 
@@ -120,7 +120,7 @@ class ContinualRunner:
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from cfer import strategies
-        from cfer.plugins.metric_definitions import run_record
+        from cfer.metric_definitions import run_record
         from cfer.plugins.primer import PrimerPlugin
         from cfer.plugins.speed.throughput import ThroughputPlugin
 

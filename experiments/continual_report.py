@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from cfer import metric_definitions as M
 from cfer.atomic import atomic_write_text
 from cfer.experiments.plots import PlotConfig, plot_all, slug
 from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
-from cfer.plugins import metric_definitions as M
 
 #: Column headers of the summary metrics (same order as metrics.SUMMARY_METRICS).
 HEADERS: dict[str, str] = {

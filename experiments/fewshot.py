@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfer import metric_definitions as M
 from cfer.experiments.config import ExperimentConfig
 from cfer.experiments.context import (
     RESULTS,
@@ -33,7 +34,6 @@ from cfer.experiments.context import (
     is_done,
     planned,
 )
-from cfer.plugins import metric_definitions as M
 
 log = logging.getLogger(__name__)
 

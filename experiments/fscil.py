@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cfer import metric_definitions as M
 from cfer.experiments.config import ExperimentConfig
 from cfer.experiments.continual import ContinualRunner
-from cfer.plugins import metric_definitions as M
 
 #: The per-method summary of the FSCIL phase (results.json ``methods.<m>.fscil_summary``).
 FSCIL_METRICS: tuple[str, ...] = ("performance_drop", "final_base_accuracy", "final_novel_accuracy",

@@ -15,12 +15,12 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cfer import metric_definitions as M
 from cfer.atomic import atomic_write_text
 from cfer.experiments import continual_report, fewshot_report, fscil_report
 from cfer.experiments.context import RESULTS, phase_of, read_results
 from cfer.experiments.plots import PlotConfig
 from cfer.experiments.tables import aligned_table, format_cell, markdown_table
-from cfer.plugins import metric_definitions as M
 
 #: The report module of each phase: check(results, where=), summary_table(results),
 #: write_report(run_dir, results, plot_config=), compare_rows(results).

@@ -50,6 +50,16 @@ def test_a_users_own_plugins_and_experiments_folders_do_not_shadow_ours(tmp_path
     assert out[2] == "True"  # the user's folder is still theirs under its own name
 
 
+def test_config_and_report_modules_load_without_torch():
+    """cfer --help, config errors, cfer plot and cfer compare must not wait for torch and
+    Avalanche (6 s on 2 CPU cores)."""
+    code = ("import sys, cfer.experiments.config, cfer.experiments.report, cfer.experiments.cli, "
+            "cfer.benchmarks, cfer.strategies, cfer.metric_definitions; "
+            "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_python_dash_m_cfer_is_the_command_line():
     out = subprocess.run([sys.executable, "-m", "cfer", "--help"], capture_output=True, text=True,
                          check=True).stdout

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cfer import metric_definitions as M
 from cfer.experiments import plots as P
 from cfer.experiments import report
-from cfer.plugins import metric_definitions as M
 
 BASIC = ["happy", "sad", "fearful", "angry", "surprised", "disgusted"]
 COMPOUND = ["happily surprised", "sadly angry", "awed"]
