@@ -164,7 +164,7 @@ def test_imagenet_weights_offline_fail_with_a_clear_message(tmp_path, monkeypatc
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # empty cache: a real download is attempted
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError, match="could not download the resnet18 ImageNet weights.*"
+    with pytest.raises(OSError, match="could not download the resnet18 ImageNet weights.*"
                                            "weights=<path to a local state dict> or weights=none"):
         build_model(ModelConfig(name="resnet18", weights="imagenet"), n_classes=6)
     with pytest.raises(ValueError, match="small_cnn has no ImageNet weights"):
@@ -174,12 +174,12 @@ def test_imagenet_weights_offline_fail_with_a_clear_message(tmp_path, monkeypatc
 def test_register_model_adds_a_backbone():
     from collections import OrderedDict
 
-    from cfer.strategies.models.backbones import Backbone
+    from cfer.strategies.models.backbones import StagedBackbone
 
     @register_model("test_tiny_net", pooling="max")
     def tiny(cfg, *, pooling):
         """A one-conv backbone."""
-        return Backbone(OrderedDict(stem=nn.Conv2d(3, 4, 3)), out_channels=4, pooling=pooling)
+        return StagedBackbone(OrderedDict(stem=nn.Conv2d(3, 4, 3)), out_channels=4, pooling=pooling)
 
     model = build_model(ModelConfig(name="test_tiny_net"), n_classes=3)
     assert isinstance(model.backbone.pool, nn.AdaptiveMaxPool2d)

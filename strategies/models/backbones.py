@@ -1,7 +1,9 @@
-"""Backbones: images -> pooled feature vector, as named stages that can be frozen.
+"""Backbones: images -> pooled feature vector, with named levels that can be frozen.
 
-A :class:`Backbone` holds ordered stages (``stem``, ``layer1`` ...) and a
-global pooling. Freezing a stage turns off its gradients and keeps its
+A :class:`Backbone` groups its modules into ordered levels (``stem``,
+``layer1`` ...): a :class:`StagedBackbone` runs its stages in sequence (the
+torchvision ResNets, the small CNN); :class:`cfer.strategies.models.timm_models.TimmBackbone`
+wraps any timm model. Freezing a level turns off its gradients and keeps its
 batch-norm layers in inference mode, as Keras does for non-trainable layers
 (the paper's reference code is Keras), so that ``model.train()`` does not
 quietly update the running statistics of a frozen ImageNet backbone.
@@ -20,35 +22,35 @@ from cfer.strategies.models.config import FREEZE_LEVELS
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
+class WeightsUnavailableError(OSError):
+    """Pretrained weights could not be fetched (no network, nothing cached, no such repository).
+    An OSError, so that the command line reports it in one line."""
+
+
 class Backbone(nn.Module):
-    """Named stages followed by global max or average pooling.
+    """Images -> feature vector, with named levels (``stem``, ``layer1`` ...) that can be frozen.
+
+    A subclass gives :meth:`levels` (in forward order) and ``forward``; freezing a
+    level turns off the gradients of its modules' parameters and keeps its batch
+    norms in inference mode.
 
     Args:
-        stages: ``name -> module`` in forward order; names drawn from
-            ``stem, layer1, ..., layer4``.
-        out_channels: channels of the last stage (the feature size).
-        pooling: ``"max"`` or ``"avg"``.
+        out_features: size of the feature vector.
     """
 
-    def __init__(self, stages: OrderedDict[str, nn.Module], *, out_channels: int, pooling: str):
+    def __init__(self, *, out_features: int):
         super().__init__()
-        unknown = [n for n in stages if n not in FREEZE_LEVELS]
-        if unknown:
-            raise ValueError(f"Backbone: stage names {unknown} are not among {FREEZE_LEVELS}")
-        self.stages = nn.ModuleDict(stages)
-        self.pool = nn.AdaptiveMaxPool2d(1) if pooling == "max" else nn.AdaptiveAvgPool2d(1)
-        self.out_features = out_channels
+        self.out_features = out_features
         self.frozen: tuple[str, ...] = ()
         self.bn_frozen = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages.values():
-            x = stage(x)
-        return torch.flatten(self.pool(x), 1)
+    def levels(self) -> OrderedDict[str, list[nn.Module]]:
+        """``level -> modules``: each module's own parameters belong to that level."""
+        raise NotImplementedError
 
     def stages_below(self, level: str) -> tuple[str, ...]:
-        """Names of the stages a ``freeze_below=level`` freezes."""
-        names = tuple(self.stages)
+        """Names of the levels a ``freeze_below=level`` freezes."""
+        names = tuple(self.levels())
         if level in ("none", "stem"):
             return ()
         if level == "all":
@@ -59,11 +61,12 @@ class Backbone(nn.Module):
         return names[: names.index(level)]
 
     def freeze_below(self, level: str) -> None:
-        """Freeze exactly the stages below ``level``; unfreeze the others."""
+        """Freeze exactly the levels below ``level``; unfreeze the others."""
         self.frozen = self.stages_below(level)
-        for name, stage in self.stages.items():
-            for p in stage.parameters():
-                p.requires_grad_(name not in self.frozen)
+        for name, modules in self.levels().items():
+            for m in modules:
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(name not in self.frozen)
         if self.bn_frozen:
             self.freeze_batchnorm()
         self.train(self.training)
@@ -80,14 +83,39 @@ class Backbone(nn.Module):
     def train(self, mode: bool = True):
         super().train(mode)
         if mode:
-            frozen = [self.stages[n] for n in self.frozen]
-            if self.bn_frozen:
-                frozen = [self]
-            for part in frozen:
-                for m in part.modules():
-                    if isinstance(m, _BN):
-                        m.eval()
+            levels = self.levels()
+            frozen = self.modules() if self.bn_frozen else (m for n in self.frozen for m in levels[n])
+            for m in frozen:
+                if isinstance(m, _BN):
+                    m.eval()
         return self
+
+
+class StagedBackbone(Backbone):
+    """Named stages run in sequence, then global max or average pooling.
+
+    Args:
+        stages: ``name -> module`` in forward order; names drawn from
+            ``stem, layer1, ..., layer4``; each stage is one freezing level.
+        out_channels: channels of the last stage (the feature size).
+        pooling: ``"max"`` or ``"avg"``.
+    """
+
+    def __init__(self, stages: OrderedDict[str, nn.Module], *, out_channels: int, pooling: str):
+        super().__init__(out_features=out_channels)
+        unknown = [n for n in stages if n not in FREEZE_LEVELS]
+        if unknown:
+            raise ValueError(f"Backbone: stage names {unknown} are not among {FREEZE_LEVELS}")
+        self.stages = nn.ModuleDict(stages)
+        self.pool = nn.AdaptiveMaxPool2d(1) if pooling == "max" else nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages.values():
+            x = stage(x)
+        return torch.flatten(self.pool(x), 1)
+
+    def levels(self) -> OrderedDict[str, list[nn.Module]]:
+        return OrderedDict((name, list(stage.modules())) for name, stage in self.stages.items())
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -102,7 +130,7 @@ def small_cnn(*, pooling: str, widths: tuple[int, ...] = (32, 64, 128, 256)) -> 
     for name, width in zip(names, widths):
         stages[name] = _block(c_in, width)
         c_in = width
-    return Backbone(stages, out_channels=c_in, pooling=pooling)
+    return StagedBackbone(stages, out_channels=c_in, pooling=pooling)
 
 
 def torchvision_resnet(arch: str, *, pooling: str, state_dict: dict | None) -> Backbone:
@@ -114,17 +142,23 @@ def torchvision_resnet(arch: str, *, pooling: str, state_dict: dict | None) -> B
         load_into(net, state_dict, what=f"torchvision {arch}", ignore_prefixes=("fc.",))
     stages = OrderedDict(stem=nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
                          layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4)
-    return Backbone(stages, out_channels=net.fc.in_features, pooling=pooling)
+    return StagedBackbone(stages, out_channels=net.fc.in_features, pooling=pooling)
 
 
 def read_state_dict(path: str) -> dict:
-    """A state dict saved with ``torch.save`` (a bare dict or ``{"state_dict": ...}``)."""
+    """A state dict saved with ``torch.save`` (a bare dict or ``{"state_dict": ...}``) or a
+    ``.safetensors`` file (what the Hugging Face Hub serves)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"model.weights: {p} does not exist (use 'none', 'imagenet' or a "
-                                "path to a saved state dict)")
+        raise FileNotFoundError(f"model.weights: {p} does not exist (use 'none', 'imagenet', "
+                                "'hf-hub:<repo>' for timm models, or a path to a saved state dict)")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file  # installed with timm
+
+            obj = load_file(p, device="cpu")
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line error
         raise ValueError(f"model.weights: {p} is not a readable torch state dict ({e})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -159,6 +193,6 @@ def imagenet_state_dict(arch: str) -> dict:
     try:
         return weights.get_state_dict(progress=False)
     except Exception as e:  # noqa: BLE001 - URLError, OSError, SSL, hash mismatch: all mean "no weights"
-        raise RuntimeError(f"model.weights=imagenet: could not download the {arch} ImageNet weights "
-                           f"({type(e).__name__}: {e}); pass weights=<path to a local state dict> "
-                           "or weights=none") from None
+        raise WeightsUnavailableError(
+            f"model.weights=imagenet: could not download the {arch} ImageNet weights ({type(e).__name__}: "
+            f"{e}); pass weights=<path to a local state dict> or weights=none") from None

@@ -2,7 +2,7 @@
 
 Defaults left as ``None`` take the value of the registry entry (see
 :func:`cfer.strategies.models.registry.register_model`), so that
-``name: resnet50_paper`` alone gives the paper's network and
+``name: resnet50v2_paper`` alone gives the paper's network and
 ``name: small_cnn`` a small from-scratch one.
 """
 
@@ -26,8 +26,10 @@ class ModelConfig:
     click options of ``src/complex_FER.py``) for the paper's choices quoted below.
     """
 
-    name: str = "small_cnn"  # registry name; paper: "resnet50_paper"
-    weights: str = "none"  # "none" | "imagenet" | path to a state dict; paper: ImageNet
+    name: str = "small_cnn"  # registry name or "timm:<timm model>"; paper: "resnet50v2_paper"
+    # "none" | "imagenet" | "hf-hub:<repo>" (timm models) | path to a state dict or .safetensors
+    # file; paper: ImageNet (Keras' ResNet50V2 weights)
+    weights: str = "none"
     image_size: int | None = None  # expected input side (checked); paper: 224
     head: str | None = None  # "paper" | "linear"; None: the entry's default
     pooling: str | None = None  # "max" | "avg"; paper: global max pooling
@@ -60,4 +62,5 @@ class ModelConfig:
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"model.image_size: must be >= 8 pixels, got {self.image_size}")
         if not self.weights:
-            raise ValueError("model.weights: use 'none', 'imagenet' or a path to a state dict")
+            raise ValueError("model.weights: use 'none', 'imagenet', 'hf-hub:<repo>' or a path to a "
+                             "state dict")

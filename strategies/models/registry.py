@@ -16,7 +16,7 @@ from importlib import import_module
 
 from cfer.strategies.models.config import ModelConfig
 
-_BUILTIN = ("cfer.strategies.models.builtin",)
+_BUILTIN = ("cfer.strategies.models.builtin", "cfer.strategies.models.timm_entries")
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,22 @@ class ModelEntry:
     finetune_freeze_below: str
     min_image_size: int
     description: str
+    #: Grad-CAM's target layer: a dotted module path inside the CLModel ("" if not set).
+    gradcam_layer: str = ""
+    #: An optional package the factory imports, installed by the cfer extra of the same name
+    #: (``"timm"``: ``pip install "cfer[timm]"``); checked before any data is loaded.
+    needs: str = ""
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, Callable[[str], None]] = {}  # name prefix -> registers that name on first use
 _loaded = False
 
 
 def register_model(name: str, *, head: str = "linear", pooling: str = "avg", freeze_bn: bool = False,
                    freeze_below: str = "none", basic_freeze_below: str = "all",
                    finetune_freeze_below: str = "none", min_image_size: int = 16,
-                   description: str = ""):
+                   description: str = "", gradcam_layer: str = "", needs: str = ""):
     """Decorator registering a backbone factory ``fn(cfg, *, pooling) -> Backbone``."""
 
     def decorate(fn):
@@ -49,7 +55,19 @@ def register_model(name: str, *, head: str = "linear", pooling: str = "avg", fre
             raise ValueError(f"model {name!r} is already registered by {old.factory.__module__}")
         _ENTRIES[name] = ModelEntry(name, fn, head, pooling, freeze_bn, freeze_below,
                                     basic_freeze_below, finetune_freeze_below, min_image_size,
-                                    description or (fn.__doc__ or "").strip().splitlines()[0])
+                                    description or (fn.__doc__ or "").strip().splitlines()[0],
+                                    gradcam_layer, needs)
+        return fn
+
+    return decorate
+
+
+def register_family(prefix: str):
+    """Decorator registering ``fn(name)``, which registers (with :func:`register_model`) any
+    model whose name starts with ``prefix`` when it is first asked for (``timm:<name>``)."""
+
+    def decorate(fn):
+        _FAMILIES[prefix] = fn
         return fn
 
     return decorate
@@ -70,9 +88,22 @@ def available_models() -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     _load()
+    family = next((fn for prefix, fn in _FAMILIES.items() if name.startswith(prefix)), None)
+    if name not in _ENTRIES and family is not None:
+        family(name)
     if name not in _ENTRIES:
-        raise ValueError(f"model.name: unknown model {name!r}; available: {', '.join(sorted(_ENTRIES))}")
+        raise ValueError(f"model.name: unknown model {name!r}; available: {', '.join(sorted(_ENTRIES))}"
+                         + "".join(f", {prefix}<name>" for prefix in _FAMILIES))
     return _ENTRIES[name]
+
+
+def gradcam_layer(name: str) -> str:
+    """The dotted path, inside the CLModel, of model ``name``'s Grad-CAM target layer."""
+    layer = model_entry(name).gradcam_layer
+    if not layer:
+        raise ValueError(f"model.name: {name!r} has no Grad-CAM layer in the model registry "
+                         "(register_model(..., gradcam_layer=...)); pass one with --layer")
+    return layer
 
 
 def resolve(cfg: ModelConfig) -> ModelConfig:
