@@ -10,6 +10,12 @@ is ``<out>/<group>/Images<k>/EE_SSS_NNNN.jpg``, read by
 :func:`cfer.benchmarks.cfee.load_cfee` like the real CFEE. Results on it say
 nothing about real faces; it exists so that everything runs and is tested
 anywhere.
+
+Beside the images, ``<out>/au_masks.npz`` (:data:`AU_MASKS`) holds each image's
+action-unit regions (:data:`AU_REGIONS`: brows, lids, cheeks, nose wrinkle, upper
+lip, lip corners, jaw), drawn with the face's own pose, and its active AUs: ground
+truth for attribution maps (:func:`read_au_masks`; at the model's input size
+through :func:`cfer.benchmarks.cache.load_region_masks`).
 """
 
 from __future__ import annotations
@@ -489,6 +495,13 @@ def render_face(subject: Subject, au: Mapping[int, float], *, size: int, rng: np
 
     Per-image jitter of pose and light, then the subject's lighting and noise.
     """
+    return _render(subject, au, size=size, rng=rng, config=config)[0]
+
+
+def _render(subject: Subject, au: Mapping[int, float], *, size: int, rng: np.random.Generator,
+            config: SyntheticConfig) -> tuple[np.ndarray, _Canvas]:
+    """:func:`render_face`'s image and the canvas it was drawn on (its pose transform places
+    the action-unit regions of :func:`region_masks`)."""
     from PIL import Image
 
     ss = size * config.supersample
@@ -511,7 +524,112 @@ def render_face(subject: Subject, au: Mapping[int, float], *, size: int, rng: np
     gain = s.ambient * rng.uniform(0.95, 1.05) * (1 + s.light * ramp)
     arr = arr * gain[:, :, None] * np.asarray(s.tint, np.float32)
     arr += rng.normal(0.0, s.noise, arr.shape).astype(np.float32)
-    return np.clip(arr, 0, 255).astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8), c
+
+
+# --------------------------------------------------------------------------- action-unit regions
+
+#: Face regions the renderer changes, and the AUs that change each, read off the ``_draw_*``
+#: functions (an AU that moves several parts is in several regions: AU 9 also lowers the inner
+#: brows, AU 12 also raises the cheeks). The ground truth for attribution maps: an expression's
+#: evidence lies in the regions of its active AUs.
+AU_REGIONS: Mapping[str, tuple[int, ...]] = MappingProxyType({
+    "brows": (1, 2, 4, 9),  # brows, forehead lines, the furrows between the brows
+    "lids": (4, 5, 6, 7, 9),  # lids, the bulge under them, crow's feet
+    "cheeks": (6, 12),  # the raised, flushed cheeks
+    "nose_wrinkle": (9, 10),  # wrinkles across the bridge, the widened, raised nose
+    "upper_lip": (9, 10, 11, 12),  # between nose and mouth, the nasolabial folds
+    "lip_corners": (10, 11, 12, 15, 17, 20, 23, 24, 25, 26),  # the mouth's width, corners, lips
+    "jaw": (17, 25, 26),  # the parted lips, the open jaw, the chin
+})
+#: The file of per-image region masks that :func:`write_synthetic` writes beside the images.
+AU_MASKS = "au_masks.npz"
+
+
+def _region_ellipses(s: Subject, region: str) -> list[tuple[float, float, float, float]]:
+    """(cx, cy, rx, ry) ellipses in face units around where the renderer draws ``region``'s AUs
+    (see the ``_draw_*`` functions), generous enough to hold them at full intensity."""
+    base = s.eye_y - s.brow_h  # the brows' resting line
+    if region == "brows":
+        return [(side * 0.85 * s.eye_dx, base - 0.12, s.brow_len * 0.6 + 0.1, 0.24) for side in (-1, 1)]
+    if region == "lids":
+        return [(side * (s.eye_dx + 0.03), s.eye_y + 0.01, s.eye_w + 0.12, 0.13) for side in (-1, 1)]
+    if region == "cheeks":
+        return [(side * (s.eye_dx + 0.05), s.nose_y - 0.08, 0.2, 0.14) for side in (-1, 1)]
+    if region == "nose_wrinkle":
+        top, bottom = s.eye_y + 0.02, s.nose_y + 0.08
+        return [(0.0, (top + bottom) / 2, max(0.15, 1.3 * s.nose_w), (bottom - top) / 2 + 0.03)]
+    if region == "upper_lip":
+        top, bottom = s.nose_y - 0.04, s.mouth_y + 0.02
+        return [(0.0, (top + bottom) / 2, s.mouth_w + 0.16, (bottom - top) / 2 + 0.03)]
+    if region == "lip_corners":
+        return [(0.0, s.mouth_y + 0.02, 1.5 * s.mouth_w + 0.08, 0.16)]
+    if region == "jaw":
+        top, bottom = s.mouth_y - 0.03, s.face_h + 0.15  # the jaw drop lowers the chin by 0.14
+        return [(0.0, (top + bottom) / 2, 0.8 * s.face_w, (bottom - top) / 2)]
+    raise KeyError(f"unknown AU region {region!r} (known: {', '.join(AU_REGIONS)})")
+
+
+def region_masks(canvas: _Canvas, subject: Subject, *, size: int) -> np.ndarray:
+    """The AU regions of one rendered face: a (size, size) uint8 array, bit ``r`` set where
+    region ``r`` of :data:`AU_REGIONS` lies. Drawn with the face's own pose (``canvas``, the
+    one :func:`_render` drew on) and downsampled as the image is (a pixel belongs to a region
+    when it covers half of it or more). Uses no random numbers, so images are unchanged."""
+    from PIL import Image, ImageDraw
+
+    side = canvas.image.size[0]
+    out = np.zeros((size, size), dtype=np.uint8)
+    for bit, region in enumerate(AU_REGIONS):
+        plane = Image.new("L", (side, side), 0)
+        draw = ImageDraw.Draw(plane)
+        for cx, cy, rx, ry in _region_ellipses(subject, region):
+            draw.polygon(canvas.xy(_ellipse(cx, cy, rx, ry, 32)), fill=255)
+        if side != size:
+            plane = plane.resize((size, size), Image.Resampling.BOX)
+        out |= (np.asarray(plane) >= 128).astype(np.uint8) << bit
+    return out
+
+
+def active_units(expression: str, subject: Subject) -> frozenset[int]:
+    """The AUs drawn at full strength on ``subject``'s ``expression``: the primary ones and the
+    secondary ones this subject uses (the rest only leak in, below ``SyntheticConfig.leak``)."""
+    return frozenset(AU_TABLE[expression].primary) | subject.secondary[expression]
+
+
+@dataclass(frozen=True)
+class AUMasks:
+    """The region masks of a generated set (:data:`AU_MASKS`), one entry per image.
+
+    Attributes:
+        paths: image path relative to the data set root, per entry.
+        masks: (N, size, size) uint8, bit ``r`` = region ``r`` of ``regions``.
+        active: (N, len(units)) bool, the image's active AUs (:func:`active_units`).
+        units: the AU numbers of ``active``'s columns.
+        regions: region names, in bit order.
+    """
+
+    paths: tuple[str, ...]
+    masks: np.ndarray
+    active: np.ndarray
+    units: tuple[int, ...]
+    regions: tuple[str, ...]
+
+    def active_regions(self) -> np.ndarray:
+        """(N, len(regions)) bool: the regions holding at least one active AU of each image."""
+        col = {a: j for j, a in enumerate(self.units)}
+        return np.stack([self.active[:, [col[a] for a in AU_REGIONS[r]]].any(axis=1)
+                         for r in self.regions], axis=1)
+
+
+def read_au_masks(root: str | Path) -> AUMasks:
+    """The :data:`AU_MASKS` file of a generated set; a one-line error naming it otherwise."""
+    path = Path(root) / AU_MASKS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no action-unit masks (written by `cfer synth` since masks "
+                                "exist; regenerate the set)")
+    with np.load(path, allow_pickle=False) as z:
+        return AUMasks(paths=tuple(str(p) for p in z["paths"]), masks=z["masks"], active=z["active"],
+                       units=tuple(int(a) for a in z["units"]), regions=tuple(str(r) for r in z["regions"]))
 
 
 # --------------------------------------------------------------------------- writing
@@ -537,16 +655,30 @@ def _write_subject(job: tuple) -> int:
     exprs = _expressions()
     k = config.images_per_expression
     img_seeds = images.spawn(len(exprs) * k)
+    paths, masks, active = [], [], []
     for e, (eid, name) in enumerate(exprs):
         for r in range(k):
             rng = np.random.default_rng(img_seeds[e * k + r])
-            arr = render_face(subject, action_units(name, subject, rng, config), size=size, rng=rng,
-                              config=config)
+            arr, canvas = _render(subject, action_units(name, subject, rng, config), size=size, rng=rng,
+                                  config=config)
             number = (index * len(exprs) + e) * k + r + 1
-            path = Path(root) / _relpath(index + 1, eid, number)
+            rel = _relpath(index + 1, eid, number)
+            path = Path(root) / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr).save(path, quality=config.jpeg_quality)
-    return len(exprs) * k
+            paths.append(rel.as_posix())
+            masks.append(region_masks(canvas, subject, size=size))
+            on = active_units(name, subject)
+            active.append([a in on for a in AU_NAMES])
+    return paths, np.stack(masks), np.asarray(active, dtype=bool)
+
+
+def _write_masks(path: Path, parts: list[tuple]) -> None:
+    """One :data:`AU_MASKS` file from the workers' (paths, masks, active) parts."""
+    np.savez_compressed(path, paths=np.array([p for part in parts for p in part[0]]),
+                        masks=np.concatenate([part[1] for part in parts]),
+                        active=np.concatenate([part[2] for part in parts]),
+                        units=np.array(list(AU_NAMES)), regions=np.array(list(AU_REGIONS)))
 
 
 def _read_manifest(root: Path) -> dict | None:
@@ -605,11 +737,13 @@ def write_synthetic(out: str | Path, *, subjects: int = 230, size: int = 96, see
         n_workers = min(workers or os.cpu_count() or 1, subjects)
         if n_workers > 1:
             with ProcessPoolExecutor(max_workers=n_workers) as pool:
-                written = sum(pool.map(_write_subject, jobs, chunksize=max(1, subjects // (4 * n_workers))))
+                parts = list(pool.map(_write_subject, jobs, chunksize=max(1, subjects // (4 * n_workers))))
         else:
-            written = sum(map(_write_subject, jobs))
+            parts = list(map(_write_subject, jobs))
+        _write_masks(tmp / AU_MASKS, parts)
+        written = sum(len(part[0]) for part in parts)
         manifest = {"generator": "cfer-synthetic", **_params(subjects, size, seed, config),
-                    "n_images": written, "n_expressions": n_expr,
+                    "n_images": written, "n_expressions": n_expr, "au_masks": AU_MASKS,
                     "seconds": round(time.perf_counter() - start, 2)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         if out.is_dir():
@@ -623,6 +757,15 @@ def write_synthetic(out: str | Path, *, subjects: int = 230, size: int = 96, see
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _masks_current(root: Path) -> bool:
+    """Whether ``root`` holds an :data:`AU_MASKS` file with today's regions."""
+    try:
+        with np.load(root / AU_MASKS, allow_pickle=False) as z:
+            return [str(r) for r in z["regions"]] == list(AU_REGIONS)
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 def default_root(*, subjects: int = 230, size: int = 96, seed: int = 0) -> Path:
@@ -644,7 +787,9 @@ def synthetic(*, root: str | Path | None = None, subjects: int = 230, size: int 
     root = Path(root) if root is not None else default_root(subjects=subjects, size=size, seed=seed)
     info = _read_manifest(root)
     want = _params(subjects, size, seed, config)
-    if info is None or {k: info.get(k) for k in want} != want:
+    # Sets generated before the masks existed (or with other regions) get them by regenerating:
+    # the pictures come out the same.
+    if info is None or {k: info.get(k) for k in want} != want or not _masks_current(root):
         log.info("generating the synthetic data set into %s", root)
         write_synthetic(root, subjects=subjects, size=size, seed=seed, config=config)
         info = _read_manifest(root)
@@ -661,6 +806,6 @@ def cli_synth(args) -> int:
     start = time.perf_counter()
     out = write_synthetic(args.out, subjects=args.subjects, size=args.size, seed=args.seed)
     n = _read_manifest(out)["n_images"]
-    print(f"wrote {n} images ({args.subjects} subjects, {args.size} px, seed {args.seed}) "
-          f"to {out} in {time.perf_counter() - start:.1f} s")
+    print(f"wrote {n} images ({args.subjects} subjects, {args.size} px, seed {args.seed}) and their "
+          f"action-unit masks ({AU_MASKS}) to {out} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -1,0 +1,299 @@
+"""Grad-CAM (`cfer explain`): the scores, the maps of real models, the action-unit ground truth,
+and the command on a tiny finished run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from cfer import attribution_scores as S
+
+# --- the scores (pure numpy) ------------------------------------------------------------------
+
+
+def test_similarity_scores_on_maps_with_known_answers():
+    a = np.zeros((8, 8))
+    a[1:3, 1:3] = 1.0
+    b = np.zeros((8, 8))
+    b[5:7, 5:7] = 1.0
+    assert S.pearson(a, a)[0] == pytest.approx(1.0)
+    assert S.pearson(a, b)[0] < 0
+    assert S.top_mass_iou(a, a)[0] == 1.0 and S.top_mass_iou(a, b)[0] == 0.0
+    # The top-20% region of a map holding mass 0.5, 0.3, 0.2 is its first pixel only.
+    c = np.zeros((1, 5))
+    c[0, :3] = [0.5, 0.3, 0.2]
+    assert S.top_mass_region(c, mass=0.2)[0].tolist() == [[True, False, False, False, False]]
+    assert S.top_mass_region(c, mass=0.6)[0, 0, :3].tolist() == [True, True, False]
+    assert S.union(a, b)[0].sum() == pytest.approx(1.0) and (S.union(a, b)[0] > 0).sum() == 8
+
+
+def test_mask_scores_and_chance_level():
+    cam = np.zeros((2, 4, 4))
+    cam[0, 0, 0] = 3.0  # all mass in the mask's corner
+    cam[1] = 1.0  # spread evenly
+    mask = np.zeros((2, 4, 4), dtype=bool)
+    mask[:, :2, :2] = True
+    assert S.mask_share(cam, mask).tolist() == [1.0, 0.25]
+    assert S.area_share(mask).tolist() == [0.25, 0.25]  # an even map scores the chance level
+    assert S.pointing_hit(cam[:1], mask[:1]).tolist() == [1.0]
+    cam[0] = 0.0
+    cam[0, 3, 3] = 1.0
+    assert S.pointing_hit(cam, mask)[0] == 0.0
+
+
+def test_a_map_without_mass_has_no_score():
+    empty = np.zeros((1, 4, 4))
+    mask = np.ones((1, 4, 4), dtype=bool)
+    for score in (S.mask_share(empty, mask), S.pointing_hit(empty, mask), S.pearson(empty, empty),
+                  S.top_mass_iou(empty, empty)):
+        assert np.isnan(score[0])
+    assert S.union(empty, np.ones((1, 4, 4)))[0].sum() == pytest.approx(1.0)  # it adds nothing
+    with pytest.raises(ValueError, match="mask_share: masks of shape"):
+        S.mask_share(np.ones((1, 4, 4)), np.ones((1, 3, 3), dtype=bool))
+
+
+# --- maps of real models on synthetic faces -------------------------------------------------
+
+CLASSES = ("neutral", "happy", "surprised")  # large, well-separated action units
+PX = 64
+EPOCHS = 10  # measured: 8 epochs on 14 subjects, or 48 px, separate the scores only weakly
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test masks)."""
+    from cfer.benchmarks.cache import load_images, load_region_masks
+    from cfer.benchmarks.cfee import load_cfee
+    from cfer.benchmarks.synthfaces import SyntheticConfig, write_synthetic
+    from cfer.experiments.gradcam import normalised_batch
+
+    root = write_synthetic(tmp_path_factory.mktemp("faces") / "set", subjects=16, size=64, seed=0,
+                           workers=1, config=SyntheticConfig(images_per_expression=2))
+    ds = load_cfee(root, include_neutral=True)
+    ds = ds.subset([i for i, lab in enumerate(ds.labels) if ds.class_names[lab] in CLASSES])
+    x = normalised_batch(load_images(ds.paths, size=PX, use_cache=False).images)
+    y = np.array([CLASSES.index(ds.class_names[lab]) for lab in ds.labels])
+    test = np.asarray(ds.subjects) > 12  # subjects 13-16 are held out
+    scored = test & (y != 0)  # neutral faces have no active unit to point at
+    masks = load_region_masks([p for p, s in zip(ds.paths, scored) if s], size=PX).expression_masks()
+    return x[~test], y[~test], x[scored], y[scored], masks
+
+
+def _small_cnn(*, seed: int):
+    import torch
+
+    from cfer.strategies.models import ModelConfig, build_model
+
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(name="small_cnn", weights="none"), n_classes=len(CLASSES))
+
+
+@pytest.fixture(scope="module")
+def trained(faces):
+    """A small CNN trained for a few epochs on the faces (a plain loop: the test needs a model
+    that sees the units, not a continual run)."""
+    import torch
+
+    x, y = faces[0], torch.as_tensor(faces[1])
+    model = _small_cnn(seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(EPOCHS):
+        for idx in torch.randperm(len(x), generator=gen).split(16):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def _maps(model, x, y):
+    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.strategies.models import ModelConfig
+    from cfer.strategies.models.registry import gradcam_layer
+
+    loaded = load_model(ModelConfig(name="small_cnn"), model.state_dict(), device="cpu", where="test")
+    return gradcam(loaded, x, y, layer=gradcam_layer("small_cnn"))
+
+
+def test_maps_of_a_trained_model_are_finite_varied_and_input_sized(faces, trained):
+    maps = _maps(trained, faces[2], faces[3])
+    assert maps.shape == (len(faces[2]), PX, PX) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and (maps >= 0).all()
+    assert (maps.reshape(len(maps), -1).std(axis=1) > 0).mean() > 0.8
+
+
+def test_the_action_unit_score_separates_a_trained_from_an_untrained_model(faces, trained):
+    import torch
+
+    x, y, masks = faces[2], faces[3], faces[4]
+    with torch.no_grad():
+        assert (trained(x).argmax(1).numpy() == y).mean() > 0.5  # it learnt the classes (chance: 1/3)
+    chance = S.area_share(masks).mean()
+    share = {name: np.nanmean(S.mask_share(_maps(m, x, y), masks))
+             for name, m in (("trained", trained), ("untrained", _small_cnn(seed=1)))}
+    hits = np.nanmean(S.pointing_hit(_maps(trained, x, y), masks))
+    assert share["trained"] > 1.5 * chance and share["trained"] > share["untrained"] + 0.12, (share, chance)
+    assert abs(share["untrained"] - chance) < 0.08, (share, chance)
+    assert hits > chance + 0.2
+
+
+def test_maps_are_fp32_with_autocast_off_whatever_the_training_precision(faces, trained):
+    import torch
+
+    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.strategies.models import ModelConfig
+    from cfer.strategies.models.registry import gradcam_layer
+
+    x, y = faces[2][:6], faces[3][:6]
+    bf16 = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in trained.state_dict().items()}
+    model = load_model(ModelConfig(name="small_cnn"), bf16, device="cpu", where="bf16 state")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    plain = gradcam(model, x, y, layer=gradcam_layer("small_cnn"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as a bf16 training loop leaves it
+        inside = gradcam(model, x, y, layer=gradcam_layer("small_cnn"))
+    assert inside.dtype == np.float32 and np.array_equal(plain, inside)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50_paper"])
+def test_resnets_have_a_registered_layer_with_spatial_maps(name):
+    import torch
+
+    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.strategies.models import ModelConfig, build_model
+    from cfer.strategies.models.registry import gradcam_layer
+
+    cfg = ModelConfig(name=name, weights="none")
+    torch.manual_seed(0)
+    model = load_model(cfg, build_model(cfg, n_classes=6).state_dict(), device="cpu", where=name)
+    x = torch.randn(3, 3, 64, 64)
+    maps = gradcam(model, x, [0, 1, 2], layer=gradcam_layer(name))
+    assert maps.shape == (3, 64, 64) and np.isfinite(maps).all()
+    assert (maps.reshape(3, -1).std(axis=1) > 0).any()
+    with pytest.raises(ValueError, match="1x1 map at 32 px"):  # layer4 of a ResNet at 32 px
+        gradcam(model, torch.randn(1, 3, 32, 32), [0], layer=gradcam_layer(name))
+
+
+# --- `cfer explain` on a tiny finished run --------------------------------------------------
+
+TINY = [
+    "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=32", "benchmark.n_folds=3",
+    "benchmark.compounds=[happily surprised, sadly angry]", "benchmark.augment.rotation=0",
+    "training.basic_epochs=1", "training.epochs=1", "training.patience=0", "training.batch_size=16",
+    "training.mem_per_class=2", "protocol.orders=1", "strategies.methods=[naive, kd_psmr]",
+    "runner.progress=false",
+]
+
+
+def _cfer(*argv):
+    from cfer.experiments.cli import main
+
+    return main(list(argv))
+
+
+def _sets(args):
+    return sum((["--set", a] for a in args), [])
+
+
+@pytest.fixture(scope="module")
+def explained_run(tmp_path_factory):
+    """A tiny run with `evaluation.gradcam: true`: Grad-CAM at the end of `cfer run`."""
+    tmp = tmp_path_factory.mktemp("explain")
+    out = tmp / "out"
+    args = TINY + [f"dataset.root={tmp / 'synth'}", "evaluation.gradcam=true", "evaluation.gradcam_images=3"]
+    assert _cfer("run", "--out", str(out), *_sets(args)) == 0
+    return tmp, out
+
+
+def test_run_saves_each_step_and_explain_writes_scores_plots_and_report(explained_run):
+    _, out = explained_run
+    res = json.loads((out / "results.json").read_text())
+    for method in ("naive", "kd_psmr"):
+        models = res["methods"][method]["runs"][0]["models"]
+        assert models == [f"models/{method}/order0_fold0_seed0/step{i:02d}.pt" for i in range(3)]
+        assert all((out / p).is_file() for p in models)
+    g = res["gradcam"]
+    assert g["model"] == "small_cnn" and g["images_per_class"] == 3
+    assert set(g["methods"]) == {"naive", "kd_psmr"}
+    for entry in g["methods"].values():
+        assert entry["last_step"] == 2
+        for cls, c in entry["classes"].items():
+            learnt = entry["order"].index(cls) + 1
+            assert c["learnt_step"] == learnt and len(c["components"]) == 2
+            assert sorted(map(int, c["steps"])) == list(range(learnt, 3))
+            first = c["steps"][str(learnt)]
+            assert first["overlap_pearson"]["n"] >= 1 and "drift_pearson" not in first
+            if learnt < 2:
+                assert c["steps"]["2"]["drift_iou"]["n"] >= 1
+            assert 0 < c["au_chance"]["mean"] < 0.6 and first["au_share"]["n"] >= 1
+        assert entry["summary"]["au_share_last"]["n"] == 2
+    # naive and kd_psmr share the basic model (runner.share_basic): the same component maps.
+    for cls in g["faces"]:
+        a, b = (g["methods"][m]["classes"][cls]["basic"] for m in ("naive", "kd_psmr"))
+        assert a == b
+    pngs = sorted(p.relative_to(out).as_posix() for p in (out / "plots" / "gradcam").glob("*.png"))
+    assert len(pngs) == 4 and g["plots"][0] == "plots/gradcam_overview.png"
+    assert sorted(g["plots"][1:]) == pngs
+    report = (out / "report.md").read_text()
+    assert "## Grad-CAM" in report and "plots/gradcam_overview.png" in report
+
+
+def test_explain_one_method_one_step(explained_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(explained_run[1], out)
+    assert _cfer("explain", str(out), "--method", "kd_psmr", "--step", "1", "--images", "2") == 0
+    g = json.loads((out / "results.json").read_text())["gradcam"]
+    assert list(g["methods"]) == ["kd_psmr"] and g["images_per_class"] == 2
+    for c in g["methods"]["kd_psmr"]["classes"].values():
+        assert set(map(int, c["steps"])) == {c["learnt_step"], 2} | ({1} if c["learnt_step"] <= 1 else set())
+    assert "kd_psmr" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--step", "5"], "--step 5: the run has compound steps 1..2"),
+    (["--method", "lwf"], "--method lwf: not in"),
+])
+def test_bad_explain_options_are_one_line_errors(explained_run, capsys, argv, message):
+    _, out = explained_run
+    assert _cfer("explain", str(out), *argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_run_without_saved_models_is_a_one_line_error(explained_run, capsys):
+    tmp, _ = explained_run
+    bare = tmp / "bare"
+    args = TINY + [f"dataset.root={tmp / 'synth'}", "strategies.methods=[naive]", "output.save_models=none"]
+    assert _cfer("run", "--out", str(bare), *_sets(args)) == 0
+    assert not (bare / "models").exists()
+    capsys.readouterr()
+    assert _cfer("explain", str(bare)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "results.json: method naive has no saved models" in err and "output.save_models" in err
+
+
+def test_a_missing_model_file_is_named(explained_run, tmp_path, capsys):
+    import shutil
+
+    _, out = explained_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "models" / "naive" / "order0_fold0_seed0" / "step01.pt").unlink()
+    assert _cfer("explain", str(copy), "--method", "naive") == 2
+    err = capsys.readouterr().err
+    assert "step01.pt: saved model listed in" in err and err.count("\n") == 1
+
+
+def test_without_captum_explain_names_the_extra(explained_run, monkeypatch, capsys):
+    _, out = explained_run
+    monkeypatch.setitem(sys.modules, "captum", None)  # import captum now raises ImportError
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    assert _cfer("explain", str(out)) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "cfer[explain]"' in err and err.count("\n") == 1
