@@ -1,6 +1,12 @@
-"""``cfer bench``: our Avalanche path against a bare PyTorch loop and stock Avalanche.
+"""``cfer bench``: our Avalanche path against a bare PyTorch loop (and stock Avalanche).
 
-In one process, on the same synthetic images and model, each setting (batch
+Two paths (``--path``): ``run`` times one kd_psmr continual step as ``cfer run`` runs it
+(:mod:`cfer.experiments.bench_run`); ``train`` (below) times plain training epochs.
+Both interleave their repeats and report min / median / max, the ratio of each
+repeat's pair (so that the load of a shared machine cancels) and, on the CPU, the
+process CPU time; :func:`spread_warning` says when the spread is too wide to trust.
+
+``--path train``: in one process, on the same synthetic images and model, each setting (batch
 size x precision x compile mode) times:
 
 (a) ``bare``: a plain PyTorch loop over device-resident uint8 images (random
@@ -13,9 +19,9 @@ size x precision x compile mode) times:
 (d) ``rank``: exemplar ranking (predictive sorting: inference over the
     training set) with the strategy of (c).
 
-Speeds are images per second of each path's fastest timed epoch; the
-paths' epochs alternate (a, b, c, a, b, c, ...) so that a shared machine's
-changing load hits them alike, and each path's first epoch warms up
+Speeds are images per second, the median over the timed epochs (min and max
+kept); the paths' epochs alternate (a, b, c, a, b, c, ...) so that a shared
+machine's changing load hits them alike, and each path's first epoch warms up
 (compilation, cuDNN autotuning). The strategies' evaluator has no metrics or loggers, so only the
 data path and the numerics differ. Peak memory: the device's peak allocation
 during one more epoch of (c) and the ranking, with (a) and (b) freed (image
@@ -32,10 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cfer.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 RECORD_KEYS = ("setting", "bare", "stock", "ours", "ours_over_bare", "ours_over_stock",
-               "rank_images_per_second", "peak_memory_mb")
+               "rank_images_per_second", "peak_memory_mb", "bare_min", "bare_max", "ours_min", "ours_max",
+               "ours_over_bare_min", "ours_over_bare_max", "bare_cpu", "ours_cpu")
+PATHS = ("run", "train")
 
 
 @dataclass(frozen=True)
@@ -50,16 +60,23 @@ class BenchConfig:
     precisions: tuple[str, ...] = ("fp32",)
     compiles: tuple[str, ...] = ("false",)
     channels_last: bool = False
-    epochs: int = 3  # timed epochs (the fastest counts), after one warm-up epoch
+    epochs: int = 5  # --path train: timed epochs per path (interleaved), after one warm-up epoch
     lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
     seed: int = 0
     stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
+    path: str = "train"  # "run": a kd_psmr step as `cfer run` runs it; "train": training epochs
+    repeats: int = 5  # --path run: timed steps per path (interleaved), after one warm-up step
+    step_epochs: int = 2  # --path run: epochs of the continual step (quickstart: 2)
+    eval_batch_size: int = 256  # --path run: the runner's evaluation batch (quickstart: 256)
+    max_spread: float = 0.1  # (max - min) / median of the paired ratio above which not to trust it
 
     def __post_init__(self) -> None:
         from cfer.plugins.speed.precision import PrecisionConfig
 
-        if self.images < 64 or self.image_size < 16 or self.epochs < 1:
-            raise ValueError("bench: need images >= 64, image_size >= 16 and epochs >= 1")
+        if self.images < 64 or self.image_size < 16 or self.epochs < 1 or self.repeats < 1:
+            raise ValueError("bench: need images >= 64, image_size >= 16, epochs >= 1 and repeats >= 1")
+        if self.path not in PATHS:
+            raise ValueError(f"--path: {self.path!r} is not one of {', '.join(PATHS)}")
         if any(b < 1 for b in self.batch_sizes):
             raise ValueError(f"--batch-size: must be >= 1, got {list(self.batch_sizes)}")
         for p in self.precisions:
@@ -97,13 +114,13 @@ def synthetic_benchmark(cfg: BenchConfig, *, transform):
 
 
 class _EpochTimer:
-    """Images and seconds per training epoch (synchronised on CUDA)."""
+    """Images, wall seconds and process CPU seconds per training epoch (synchronised on CUDA)."""
 
     def __init__(self, device):
         self.device = device
-        self.epochs: list[tuple[int, float]] = []
+        self.epochs: list[tuple[int, float, float]] = []
         self._n = 0
-        self._t = 0.0
+        self._t = self._cpu = 0.0
 
     def sync(self):
         import torch
@@ -113,19 +130,22 @@ class _EpochTimer:
 
     def start(self):
         self.sync()
-        self._n, self._t = 0, time.perf_counter()
+        self._n, self._t, self._cpu = 0, time.perf_counter(), time.process_time()
 
     def add(self, n: int):
         self._n += n
 
     def stop(self):
         self.sync()
-        self.epochs.append((self._n, time.perf_counter() - self._t))
+        self.epochs.append((self._n, time.perf_counter() - self._t, time.process_time() - self._cpu))
 
-    def images_per_second(self) -> float:
-        """The fastest timed epoch (the first one warms up): like ``timeit``, the best of
-        repeats discounts interference from other processes on a shared machine."""
-        return max(n / t for n, t in self.epochs[1:])
+    def speeds(self) -> list[float]:
+        """Images per second of each timed epoch (the first one warms up)."""
+        return [n / t for n, t, _ in self.epochs[1:]]
+
+    def cpu_speed(self) -> float:
+        """Images per process CPU second, median over the timed epochs."""
+        return float(np.median([n / c for n, _, c in self.epochs[1:]]))
 
 
 def _model(cfg: BenchConfig, device):
@@ -291,7 +311,10 @@ def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compil
     for _ in range(1 + cfg.epochs):
         for path in paths.values():
             path.epoch()
-    speed = {k: p.timer.images_per_second() for k, p in paths.items()}
+    speeds = {k: p.timer.speeds() for k, p in paths.items()}
+    speed = {k: float(np.median(v)) for k, v in speeds.items()}
+    ratio = [o / b for o, b in zip(speeds["ours"], speeds["bare"])]  # the same round's pair
+    cpu = {k: paths[k].timer.cpu_speed() for k in ("bare", "ours")}
     stock.setdefault(batch_size, speed.get("stock"))
     paths.clear()
     gc.collect()
@@ -301,11 +324,17 @@ def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compil
     return {"setting": name, "bare": round(speed["bare"], 1), "stock": round(stock[batch_size], 1),
             "ours": round(speed["ours"], 1), "ours_over_bare": round(speed["ours"] / speed["bare"], 3),
             "ours_over_stock": round(speed["ours"] / stock[batch_size], 3),
-            "rank_images_per_second": round(rank, 1), "peak_memory_mb": round(_peak_mb(device), 1)}
+            "rank_images_per_second": round(rank, 1), "peak_memory_mb": round(_peak_mb(device), 1),
+            "bare_min": round(min(speeds["bare"]), 1), "bare_max": round(max(speeds["bare"]), 1),
+            "ours_min": round(min(speeds["ours"]), 1), "ours_max": round(max(speeds["ours"]), 1),
+            "ours_over_bare_min": round(min(ratio), 3), "ours_over_bare_max": round(max(ratio), 3),
+            "bare_cpu": round(cpu["bare"], 1), "ours_cpu": round(cpu["ours"], 1)}
 
 
-def run_bench(cfg: BenchConfig, *, progress=print) -> list[dict]:
-    """All settings of ``cfg``; one record (:data:`RECORD_KEYS`) per setting."""
+def run_bench(cfg: BenchConfig, *, progress=print, on_record=None) -> list[dict]:
+    """All settings of ``cfg``; one record per setting (``--path train``: :data:`RECORD_KEYS`;
+    ``run``: :func:`cfer.experiments.bench_run.run_setting`'s), each also passed to
+    ``on_record(records so far)`` as it is made."""
     import warnings
 
     import torch
@@ -317,19 +346,41 @@ def run_bench(cfg: BenchConfig, *, progress=print) -> list[dict]:
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: CUDA is not available on this machine")
         torch.backends.cudnn.benchmark = True  # every path: autotuned convolutions
-    bm = synthetic_benchmark(cfg, transform=train_transform())
+    from cfer.experiments import bench_run
+
+    bm = synthetic_benchmark(cfg, transform=train_transform()) if cfg.path == "train" else None
     records, stock = [], {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Avalanche's deprecation and no-logger warnings
         for b in cfg.batch_sizes:
             for p in cfg.precisions:
                 for c in cfg.compiles:
-                    progress(f"bench: {setting_name(cfg, batch_size=b, precision=p, compile_mode=c)} ...")
-                    records.append(run_setting(cfg, bm, batch_size=b, precision=p, compile_mode=c,
-                                               device=device, stock=stock))
+                    name = setting_name(cfg, batch_size=b, precision=p, compile_mode=c)
+                    progress(f"bench --path {cfg.path}: {name} ...")
+                    if cfg.path == "run":
+                        rec = bench_run.run_setting(cfg, batch_size=b, precision=p, compile_mode=c,
+                                                    device=device, name=name)
+                    else:
+                        rec = run_setting(cfg, bm, batch_size=b, precision=p, compile_mode=c,
+                                          device=device, stock=stock)
+                    records.append(rec)
+                    if on_record is not None:
+                        on_record(records)
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
     return records
+
+
+def spread_warning(rec: dict, *, max_spread: float) -> str | None:
+    """A one-line warning when the paired ours/bare ratios of ``rec`` spread by more than
+    ``max_spread`` of their median (other load on the machine); None when they agree."""
+    lo, mid, hi = rec["ours_over_bare_min"], rec["ours_over_bare"], rec["ours_over_bare_max"]
+    spread = (hi - lo) / mid if mid > 0 else float("inf")
+    if spread <= max_spread:
+        return None
+    return (f"{rec['setting']}: spread too wide to trust: ours/bare {lo:.2f} to {hi:.2f} over the "
+            f"repeats ({100 * spread:.0f}% of the median, more than {100 * max_spread:.0f}%); "
+            "rerun on an idle machine or with more repeats")
 
 
 def machine_description(device: str) -> str:
@@ -346,10 +397,11 @@ def machine_description(device: str) -> str:
 
 
 def format_table(records: list[dict]) -> str:
-    head = ("setting", "bare img/s", "stock img/s", "ours img/s", "ours/bare", "ours/stock",
-            "rank img/s", "peak MB")
+    head = ("setting", "bare img/s", "stock img/s", "ours img/s", "ours/bare (min-max)", "ours/stock",
+            "cpu: bare / ours img/s", "rank img/s", "peak MB")
     rows = [[r["setting"], f"{r['bare']:.0f}", f"{r['stock']:.0f}", f"{r['ours']:.0f}",
-             f"{r['ours_over_bare']:.2f}", f"{r['ours_over_stock']:.2f}",
+             f"{r['ours_over_bare']:.2f} ({r['ours_over_bare_min']:.2f}-{r['ours_over_bare_max']:.2f})",
+             f"{r['ours_over_stock']:.2f}", f"{r['bare_cpu']:.0f} / {r['ours_cpu']:.0f}",
              f"{r['rank_images_per_second']:.0f}", f"{r['peak_memory_mb']:.0f}"] for r in records]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -372,19 +424,38 @@ def config_from_args(args) -> BenchConfig:
         over["precisions"] = tuple(args.precisions)
     if getattr(args, "compiles", None):
         over["compiles"] = tuple(args.compiles)
+    if getattr(args, "path", None):
+        over["path"] = args.path
+    if getattr(args, "repeats", None):
+        over["repeats" if over.get("path", cfg.path) == "run" else "epochs"] = args.repeats
     return replace(cfg, **over)
 
 
 def cli_bench(args) -> int:
     cfg = config_from_args(args)
+    from cfer.experiments import bench_run
+
     print(f"machine: {machine_description(cfg.device)}")
-    print(f"data: {cfg.images} synthetic {cfg.image_size}px training images; per path, the fastest of "
-          f"{cfg.epochs} timed epochs after one warm-up epoch")
-    records = run_bench(cfg)
-    print(format_table(records))
+    if cfg.path == "run":
+        print(f"path run: one kd_psmr continual step ({cfg.step_epochs} epochs, evaluation and ranking) on "
+              f"{cfg.images} synthetic {cfg.image_size}px training images; per path {cfg.repeats} "
+              "interleaved steps after one warm-up step; ours/bare: bare seconds / ours (median, min-max)")
+    else:
+        print(f"path train: {cfg.images} synthetic {cfg.image_size}px training images; per path the median "
+              f"of {cfg.epochs} interleaved timed epochs after one warm-up epoch (ours/bare: min-max)")
+    def write(records):  # after every setting, so that a run cut short keeps what it measured
+        if args.json_out:
+            path = Path(args.json_out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(records, indent=2) + "\n")
+
+    records = run_bench(cfg, on_record=write)
+    print(bench_run.format_table(records) if cfg.path == "run" else format_table(records))
+    for rec in records:
+        warning = spread_warning(rec, max_spread=cfg.max_spread)
+        print(warning or f"{rec['setting']}: ours/bare {rec['ours_over_bare']:.2f} "
+              f"({rec['ours_over_bare_min']:.2f}-{rec['ours_over_bare_max']:.2f}): spread within "
+              f"{100 * cfg.max_spread:.0f}%")
     if args.json_out:
-        path = Path(args.json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(records, indent=2) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {args.json_out}")
     return 0

@@ -1,4 +1,5 @@
-"""The Avalanche EvaluationPlugin of a run: stock metrics, our FER metrics, loggers."""
+"""The Avalanche EvaluationPlugin of a run: Avalanche's metrics (read without a host sync per
+mini-batch), our FER metrics, loggers; one-pass evaluation of stream prefixes."""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
     runner reads it after each ``strategy.eval``); ``closers`` are called when
     the run ends to flush and close the loggers' files.
     """
-    from avalanche.evaluation.metrics import (
+    from avalanche.evaluation.metrics import timing_metrics
+    from avalanche.logging import CSVLogger, TextLogger
+
+    # Avalanche's metrics read a device value per mini-batch; these are the same metrics
+    # (names, values) read once per epoch / experience / stream (cfer.plugins.device_metrics).
+    from cfer.plugins.device_metrics import (
+        StreamConfusionMatrix,
         accuracy_metrics,
         bwt_metrics,
-        confusion_matrix_metrics,
         forgetting_metrics,
         loss_metrics,
-        timing_metrics,
     )
-    from avalanche.logging import CSVLogger, TextLogger
-    from avalanche.training.plugins import EvaluationPlugin
-
     from cfer.plugins.fer_metrics import FERPredictionCollector, fer_metrics
+    from cfer.plugins.speed.one_pass import OnePassEvaluationPlugin
     from cfer.plugins.stream_filter import OnlyStream
 
     log_dir = Path(log_dir)
@@ -58,6 +61,7 @@ def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
     ]
     if cfg.confusion_matrix:
         # save_image=False: the PNG per evaluation is slow; plots/ has our confusion figures.
-        metrics.append(confusion_matrix_metrics(stream=True, save_image=False))
-    evaluator = EvaluationPlugin(*metrics, loggers=loggers)
+        metrics.append(StreamConfusionMatrix())
+    # Avalanche's EvaluationPlugin, which also evaluates cfer.plugins.speed.one_pass experiences.
+    evaluator = OnePassEvaluationPlugin(*metrics, loggers=loggers)
     return evaluator, collector, closers

@@ -23,6 +23,7 @@ from avalanche.models import avalanche_forward
 from avalanche.training.plugins import SupervisedPlugin
 
 from cfer.plugins.selection import active_classes
+from cfer.plugins.speed.precision import PrecisionPlugin
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class BasicDistillationPlugin(SupervisedPlugin):
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
+        # Channels-last and compiled as the student runs (training.channels_last / compile).
+        prec = next((p for p in strategy.plugins if isinstance(p, PrecisionPlugin)), None)
+        if prec is not None:
+            prec.prepare_copy(teacher)
         seen = getattr(strategy.experience, "classes_seen_so_far", None)
         # None: the experience does not say; then the teacher covers the student's active units.
         self.teacher_classes = sorted(int(c) for c in seen) if seen is not None else None

@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
-# GPU check of the speed path (issue 7), for one call on a lent H100/H200.
+# GPU check of the speed path (issue 14): two calls of at most 5 minutes each, back to back on
+# one warm H100/H200, each writing its JSON as it goes (a call cut short keeps what it measured).
 #
-# Before (on the session's own machine, needs PyPI): bash /work/shared/gpu/wheels.sh
-#   (downloads avalanche-lib and its imports into .whl/, git-ignored).
-# Then one device call, from the repository root, with carry [".whl"] and timeout_s 590:
-#   bash tools/gpu_check.sh
-# It installs the wheels, prints the machine and card, runs `cfer bench --device cuda` over
-# the issue's target settings, then a CUDA smoke test of the fast path and of every precision
-# option, then (time permitting) the torch.compile settings. Results: stdout and $OUT/*.json.
-# Each step gets a time limit within BUDGET seconds (default 570, under the device tool's
-# 600 s per call), so a slow step still leaves the others' output.
+# Before (on a machine with PyPI access): download the wheels the GPU machine lacks into .whl/
+# beside the project (git-ignored), with the shared wheels.sh of this workspace's gpu tools.
+# Then, from the repository root, with carry [".whl"] and timeout_s 300 each:
+#   bash tools/gpu_check.sh bench     # A: cfer bench --path run and --path train, batches 32 and 256,
+#                                     #    fp32 / bf16 / bf16 + torch.compile
+#   bash tools/gpu_check.sh protocol  # B: one kd_psmr order of the paper protocol (CFEE-sized synthetic
+#                                     #    faces, 224 px, resnet50_paper, weights none); per-step seconds
+#                                     #    streamed to steps.jsonl; projections for 10 orders and the
+#                                     #    baselines table at jobs_per_device 1, 2 and 4
+# Results under $OUT (default /tmp/gpu_check). BUDGET (default 285 s) bounds each call; each step
+# gets a time limit within it. B's epoch budgets: BASIC_EPOCHS, FINETUNE_EPOCHS, EPOCHS
+# (defaults 3, 2, 4: the paper's 1000 with patience 100 do not fit a call; the per-epoch
+# seconds measured are projected to the paper's epochs in docs/benchmarks.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-}
+case "$what" in bench|protocol) ;; *) echo "usage: bash tools/gpu_check.sh bench|protocol" >&2; exit 2;; esac
 export OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
-deadline=$((SECONDS + ${BUDGET:-570}))
-limit() {  # limit MAX: seconds for the next step, at most MAX, leaving 15 s to print results
-  local left=$((deadline - SECONDS - 15))
+deadline=$((SECONDS + ${BUDGET:-285}))
+limit() {  # limit MAX: seconds for the next step, at most MAX, leaving 10 s to print results
+  local left=$((deadline - SECONDS - 10))
   left=$(( left < $1 ? left : $1 ))
   echo $(( left < 1 ? 1 : left ))
 }
 
 if ! ls .whl/*.whl >/dev/null 2>&1; then
-  echo "gpu_check: no wheels in .whl/; run 'bash /work/shared/gpu/wheels.sh' first and carry .whl" >&2
+  echo "gpu_check: no wheels in .whl/; download them first (see the header) and carry .whl" >&2
   exit 2
 fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -35,65 +42,40 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 lscpu | grep -m1 "Model name"; nproc
 python3 -c "import torch, torchvision, avalanche; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'torchvision', torchvision.__version__, 'avalanche', avalanche.__version__)"
 
-echo "== cfer bench --device cuda (targets: ResNet-50 224 px, batches 32 and 256, fp32 and bf16 channels-last)"
-timeout "$(limit 330)" python3 -m experiments.cli bench --device cuda --model resnet50_paper \
-  --batch-size 32 --batch-size 256 --precision fp32 --precision bf16 --json "$OUT/bench.json"
+bench() {  # bench PATH NAME SECONDS ARGS...: one cfer bench call, its JSON written per setting
+  local path=$1 name=$2 max=$3; shift 3
+  echo "== cfer bench --path $path $*"
+  timeout "$(limit "$max")" python3 -m experiments.cli bench --device cuda --model resnet50_paper \
+    --path "$path" --batch-size 32 --batch-size 256 "$@" --json "$OUT/bench_${path}_${name}.json"
+}
 
-echo "== smoke: fast path and precision options on CUDA"
-timeout "$(limit 150)" python3 - <<'EOF' 2>&1 | tee "$OUT/smoke.txt"
-import time, torch
-from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
-from cfer.benchmarks.transforms import train_transform
-from cfer.plugins.speed import fast_data, precision
-from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
-from cfer.strategies.models import ModelConfig, build_model
-from tests.test_speed import TINY, tiny_bm
-
-bm = tiny_bm(size=64)
-# 1. the fast loader gives stock's items on the GPU (no augmentation: same images)
-d = bm.train_stream[0].dataset.train()
-torch.manual_seed(0); stock = list(TaskBalancedDataLoader(d, oversample_small_groups=True, batch_size=5, shuffle=True))
-torch.manual_seed(0)
-plugin = fast_data.FastDataPlugin()
-fast = list(plugin.wrap(TaskBalancedDataLoader(d, oversample_small_groups=True, batch_size=5, shuffle=True), device="cuda"))
-assert plugin.store.placement == "device" and fast[0][0].is_cuda
-for a, b in zip(stock, fast):
-    assert torch.equal(a[1], b[1].cpu()) and torch.equal(a[2], b[2].cpu())
-    assert torch.allclose(a[0], b[0].cpu(), atol=1e-6), float((a[0] - b[0].cpu()).abs().max())
-print("fast loader on cuda: same images and labels as stock, batches:", len(fast))
-# 2. every precision option trains the paper's method (distillation + PSMR) on the GPU
-for prec, comp in (("fp32", "false"), ("bf16", "false"), ("fp16", "false"), ("bf16", "reduce-overhead")):
-    torch.manual_seed(0)
-    bm = tiny_bm(size=64, train_transform=train_transform())
-    model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
-    s = build("kd_psmr", model=model, benchmark=bm, config=StrategyConfig(**TINY), device="cuda")
-    precision.enable(s, precision.PrecisionConfig(precision=prec, channels_last=True, compile=comp))
-    fast_data.enable(s)
-    t = time.time()
-    for i in range(3):
-        s.train(bm.train_stream[i], eval_streams=[])
-        r = s.eval(bm.test_stream[: i + 1])
-    acc = r["Top1_Acc_Stream/eval_phase/test_stream"]
-    print(f"kd_psmr {prec} channels-last compile={comp}: {time.time() - t:.1f} s, test accuracy {acc:.3f}")
-print("smoke OK")
-EOF
-
-echo "== torch.compile settings (bf16 channels-last): reduce-overhead at batch 32, default at batch 256"
-if [ "$(limit 330)" -lt 90 ]; then echo "skipped: $(limit 330) s left"; else
-timeout "$(limit 330)" python3 - <<'EOF'
+if [ "$what" = bench ]; then
+  # The run path first: it is the one `cfer run` takes. 3 repeats each (min/median/max).
+  bench run eager 80 --precision fp32 --precision bf16 --repeats 3
+  bench run compile 70 --precision bf16 --compile default --repeats 3
+  bench train eager 70 --precision fp32 --precision bf16 --repeats 3
+  bench train compile 60 --precision bf16 --compile default --repeats 3
+else
+  echo "== one kd_psmr order of the paper protocol (synthetic CFEE-sized faces, 224 px, resnet50_paper)"
+  timeout "$(limit 275)" python3 - <<'EOF'
 import json, os
-from dataclasses import replace
-from cfer.experiments.bench import default_config, format_table, run_bench
-out = []
-for batch, mode in ((32, "reduce-overhead"), (256, "default")):
-    cfg = replace(default_config("cuda"), batch_sizes=(batch,), precisions=("bf16",), compiles=(mode,))
-    out += run_bench(cfg)
-    print(format_table(out), flush=True)
-    with open(os.path.join(os.environ["OUT"], "bench_compile.json"), "w") as f:
-        json.dump(out, f, indent=2)
+from cfer.experiments.bench_run import protocol_order
+from cfer.experiments.config import load_config
+
+out = os.environ["OUT"]
+e = os.environ
+cfg = load_config("paper_cfee", [
+    "dataset.kind=synthetic", f"dataset.root={out}/synth", "dataset.subjects=230", "dataset.size=96",
+    "model.name=resnet50_paper", "model.weights=none",
+    f"training.basic_epochs={e.get('BASIC_EPOCHS', 3)}", f"training.finetune_epochs={e.get('FINETUNE_EPOCHS', 2)}",
+    f"training.epochs={e.get('EPOCHS', 4)}", "training.precision=bf16", "training.channels_last=true",
+    "runner.progress=false", "runner.device=cuda", "output.plots=false"])
+n_baselines = len(load_config("baselines_cfee").strategies.methods)
+summary = protocol_order(cfg, run_dir=f"{out}/protocol_run", jsonl=f"{out}/steps.jsonl",
+                         orders=10, methods_in_table=n_baselines)
+print(json.dumps(summary, indent=2))
 EOF
 fi
 
 echo "== results"
-for f in "$OUT"/*.json; do echo "-- $f"; cat "$f"; done
+for f in "$OUT"/*.json "$OUT"/*.jsonl; do [ -f "$f" ] && { echo "-- $f"; cat "$f"; }; done

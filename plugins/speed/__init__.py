@@ -18,7 +18,10 @@ One job per module:
 - :mod:`~cfer.plugins.speed.precision`: mixed precision, channels-last and
   ``torch.compile`` (:class:`PrecisionPlugin`, its own ``enable``);
 - :mod:`~cfer.plugins.speed.throughput`: :class:`ThroughputPlugin`, training
-  images per second.
+  images per second;
+- :mod:`~cfer.plugins.speed.one_pass`: :func:`one_pass` and
+  :class:`OnePassEvaluationPlugin`, several experiences evaluated in one pass with
+  Avalanche's per-experience metrics kept.
 
 The two ``enable`` functions are reached through their modules
 (``fast_data.enable``, ``precision.enable``). The ``data`` config section,
@@ -32,6 +35,7 @@ from cfer.plugins.speed.fast_data import FastDataPlugin, make_loader
 from cfer.plugins.speed.image_store import ImageStore
 from cfer.plugins.speed.items import ItemTable, item_table
 from cfer.plugins.speed.loader import FastLoader
+from cfer.plugins.speed.one_pass import OnePassEvaluationPlugin, one_pass
 from cfer.plugins.speed.precision import (
     LossScaling,
     ModelPrecision,
@@ -44,6 +48,6 @@ from cfer.plugins.speed.unsupported import Unsupported
 
 __all__ = [
     "DeviceTransform", "FastDataPlugin", "FastLoader", "ImageStore", "ItemTable", "LossScaling",
-    "ModelPrecision", "PrecisionConfig", "PrecisionPlugin", "ThroughputPlugin", "Unsupported",
-    "affine_batch", "compile_model", "item_table", "make_loader",
+    "ModelPrecision", "OnePassEvaluationPlugin", "PrecisionConfig", "PrecisionPlugin", "ThroughputPlugin",
+    "Unsupported", "affine_batch", "compile_model", "item_table", "make_loader", "one_pass",
 ]

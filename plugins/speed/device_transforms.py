@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from cfer.benchmarks.transforms import KerasAffine
-from cfer.plugins.speed.unsupported import Unsupported
+from cfer.plugins.speed.unsupported import UnsupportedTransform
 
 
 class _Flip:
@@ -88,10 +88,10 @@ class _Affine:
         from torchvision.transforms import InterpolationMode
 
         if isinstance(t.fill, dict):
-            raise Unsupported(f"{t!r}: a per-type fill dict has no device version")
+            raise UnsupportedTransform(f"{t!r}: a per-type fill dict has no device version")
         mode = t.interpolation.value if isinstance(t.interpolation, InterpolationMode) else t.interpolation
         if mode not in ("nearest", "bilinear"):
-            raise Unsupported(f"{t!r}: interpolation {t.interpolation} has no device version")
+            raise UnsupportedTransform(f"{t!r}: interpolation {t.interpolation} has no device version")
         self.mode, self.fill, self.center = mode, t.fill, t.center
         self.degrees = [float(v) for v in t.degrees]
         self.translate = None if t.translate is None else [float(v) for v in t.translate]
@@ -152,7 +152,7 @@ class _Normalize:
     def __init__(self, mean, std):
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
         if not all(self.std):
-            raise Unsupported("Normalize with a zero std")
+            raise UnsupportedTransform("Normalize with a zero std")
         self._cache: dict = {}
 
     def __call__(self, x, gen):
@@ -186,7 +186,7 @@ def _ops(t) -> list:
         return [_ToDtype(t.dtype, t.scale)]
     if isinstance(t, v2.Normalize):
         return [_Normalize(t.mean, t.std)]
-    raise Unsupported(f"transform {t!r} has no batched device version (supported: torchvision v2 "
+    raise UnsupportedTransform(f"transform {t!r} has no batched device version (supported: torchvision v2 "
                       "Compose, RandomHorizontal/VerticalFlip, RandomAffine, ToDtype, Normalize; "
                       "cfer KerasAffine)")
 

@@ -26,7 +26,7 @@ datasets in a torch ``ConcatDataset``, which has no ``__getitems__``).
 
 Loaders it cannot reproduce exactly (other item types, such as iCaRL's
 tensor memory; unknown transforms; target transforms; custom collate
-functions) are left as they are, with a warning: the stock path is always
+functions) are left as they are, with a debug log line: the stock path is always
 correct, only slower.
 
 The walk reads Avalanche 0.6's dataset internals (``_flat_data`` levels with
@@ -47,7 +47,7 @@ from cfer.plugins.speed.device_transforms import DeviceTransform
 from cfer.plugins.speed.image_store import ImageStore, canonical_device
 from cfer.plugins.speed.items import item_table
 from cfer.plugins.speed.loader import FastLoader, loader_datasets
-from cfer.plugins.speed.unsupported import Unsupported
+from cfer.plugins.speed.unsupported import Unsupported, UnsupportedTransform
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class FastDataPlugin(SupervisedPlugin):
         strategy.dataloader = self.wrap(strategy.dataloader, device=strategy.device)
 
     def wrap(self, loader, *, device):
-        """``loader`` as a :class:`FastLoader`, or ``loader`` itself (with a warning, once per
+        """``loader`` as a :class:`FastLoader`, or ``loader`` itself (with a debug log line, once per
         reason) where the fast path cannot reproduce it."""
         if self.config.on_device == "false" or isinstance(loader, FastLoader):
             return loader
@@ -93,7 +93,13 @@ class FastDataPlugin(SupervisedPlugin):
         except Unsupported as e:
             if str(e) not in self._warned:
                 self._warned.add(str(e))
-                log.warning("fast data path not used for a %s: %s", type(loader).__name__, e)
+                if isinstance(e, UnsupportedTransform):
+                    log.warning("fast data path not used for a %s: %s; it trains on the stock loader "
+                                "(same batches, slower): use the transforms of cfer.benchmarks.transforms, "
+                                "or set data.on_device: false to choose the stock loader",
+                                type(loader).__name__, e)
+                else:  # nothing a config changes (the datasets a strategy builds, e.g. iCaRL's)
+                    log.debug("fast data path not used for a %s: %s", type(loader).__name__, e)
             return loader
         device = canonical_device(device)
         if self.store is None or self.store.source is not table.images or self.store.device != device:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cfer.plugins import compat
-from cfer.plugins.speed.unsupported import Unsupported
+from cfer.plugins.speed.unsupported import Unsupported, UnsupportedTransform
 
 
 def _x_transforms(t) -> list:
@@ -28,11 +28,11 @@ def _x_transforms(t) -> list:
         return []
     if isinstance(t, TupleTransform):
         if any(other is not None for other in t.transforms[1:]):
-            raise Unsupported(f"target transforms ({t!r}) have no device version")
+            raise UnsupportedTransform(f"target transforms ({t!r}) have no device version")
         return [t.transforms[0]] if t.transforms and t.transforms[0] is not None else []
     if isinstance(t, MultiParamCompose):
         return [x for inner in t.transforms for x in _x_transforms(inner)]
-    raise Unsupported(f"transform group entry {t!r} has no device version")
+    raise UnsupportedTransform(f"transform group entry {t!r} has no device version")
 
 
 def _level_transforms(level, group: str) -> tuple:

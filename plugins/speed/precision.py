@@ -19,8 +19,11 @@ strategy:
 - ``channels_last``: inputs and convolution weights in NHWC layout (weights
   stay NCHW with plugins that ``.view`` gradients: A-GEM, GSS);
 - ``compile``: :func:`compile_model` compiles the static parts of the model
-  (``nn.Module.compile``: state-dict keys unchanged, deep copies are eager),
-  never a growing head, which would recompile at each new class;
+  (``nn.Module.compile``: state-dict keys unchanged), never a growing head,
+  which would recompile at each new class, with a dynamic batch dimension;
+  only once the freeze levels no longer change (:func:`freeze_settled`: a
+  ``requires_grad`` flip would recompile); a distillation teacher (a deep copy)
+  is compiled and laid out like the model (:meth:`PrecisionPlugin.prepare_copy`);
   ``reduce-overhead`` uses CUDA graphs (:class:`PrecisionPlugin` marks each
   iteration's start).
 """
@@ -129,14 +132,23 @@ class ModelPrecision:
         return _to_float(output)
 
 
+def _dynamic_batch(module, args):
+    """Forward pre-hook: the batch dimension of the input may vary (the last, partial batch;
+    evaluation batches), so the compiled parts trace it symbolically once instead of
+    compiling a static graph first and a dynamic one at the first other size."""
+    if args and isinstance(args[0], torch.Tensor) and args[0].dim() > 0:
+        torch._dynamo.maybe_mark_dynamic(args[0], 0)
+
+
 def compile_model(model: torch.nn.Module, *, mode: str, backend=None) -> list[str]:
     """Compile (in place) every largest submodule with parameters and no growing part.
 
     Avalanche ``DynamicModule`` s (growing heads) stay eager: compiled they
     would recompile at each new class. The root is not compiled either (its
-    hooks, :class:`ModelPrecision`, stay outside the graphs). Returns the
-    names of the compiled submodules. ``backend`` is ``torch.compile``'s (tests
-    use ``"eager"``).
+    hooks, :class:`ModelPrecision`, stay outside the graphs); a root pre-hook
+    marks the batch dimension dynamic. Returns the names of the compiled
+    submodules. ``backend`` is ``torch.compile``'s (tests use ``"eager"``).
+    With ``reduce-overhead`` CUDA graphs still record one graph per batch size.
     """
     from avalanche.models import DynamicModule
 
@@ -160,7 +172,28 @@ def compile_model(model: torch.nn.Module, *, mode: str, backend=None) -> list[st
     if not compiled:
         raise ValueError(f"training.compile={mode}: {type(model).__name__} has no part with parameters "
                          "outside its growing head to compile")
+    model.register_forward_pre_hook(_dynamic_batch)
     return compiled
+
+
+def freeze_settled(strategy) -> bool:
+    """Whether the trainable layers of ``strategy.model`` stay as they are from now on.
+
+    ``requires_grad`` is guarded by ``torch.compile``: a part compiled before a
+    freeze level changes is compiled again. With the project's training schedule
+    (:class:`cfer.strategies.schedule.TrainingSchedule`, found by its
+    ``phases``/``continual`` attributes: this layer cannot import it) the levels
+    are settled once the current experience's stages and the continual stage all
+    freeze alike: from the first continual experience with the paper's two-stage
+    basic training. Without a schedule nothing changes them.
+    """
+    schedule = next((p for p in strategy.plugins if hasattr(p, "phases") and hasattr(p, "continual")),
+                    None)
+    if schedule is None:
+        return True
+    if not schedule.phases:  # no experience begun yet
+        return False
+    return len({p.freeze_below for p in (*schedule.phases, schedule.continual)}) == 1
 
 
 class LossScaling:
@@ -217,19 +250,32 @@ class PrecisionPlugin(SupervisedPlugin):
         self._checked = False
 
     def prepare(self, strategy) -> None:
+        """Hooks and layout at once; the compiled parts once the freeze levels are settled
+        (:func:`freeze_settled`), so that no change of ``requires_grad`` recompiles them."""
         model = strategy.model
-        if model is self._model:
-            return
-        cfg, device = self.config, torch.device(strategy.device)
-        if cfg.dtype is not None or cfg.channels_last:
-            if getattr(model, "_cfer_precision", None) is None:
-                ModelPrecision(device_type=device.type, dtype=cfg.dtype,
-                               channels_last=cfg.channels_last).install(model)
-            if cfg.channels_last and not compat.flattens_gradients(strategy):
-                model.to(memory_format=torch.channels_last)
-        if cfg.compile != "false":
+        cfg = self.config
+        if model is not self._model:
+            device = torch.device(strategy.device)
+            if cfg.dtype is not None or cfg.channels_last:
+                if getattr(model, "_cfer_precision", None) is None:
+                    ModelPrecision(device_type=device.type, dtype=cfg.dtype,
+                                   channels_last=cfg.channels_last).install(model)
+                if cfg.channels_last and not compat.flattens_gradients(strategy):
+                    model.to(memory_format=torch.channels_last)
+            self._model, self.compiled = model, []
+        if cfg.compile != "false" and not self.compiled and freeze_settled(strategy):
             self.compiled = compile_model(model, mode=cfg.compile, backend=self.compile_backend)
-        self._model = model
+
+    def prepare_copy(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A frozen copy of the model (a distillation teacher) as the model runs: channels-last
+        and compiled when the model is configured so (its precision hooks come with the copy).
+        Its trainable layers never change, so it is compiled at once."""
+        cfg = self.config
+        if cfg.channels_last:
+            module.to(memory_format=torch.channels_last)
+        if cfg.compile != "false":
+            compile_model(module, mode=cfg.compile, backend=self.compile_backend)
+        return module
 
     def before_training_exp(self, strategy, **kwargs):
         self.prepare(strategy)
