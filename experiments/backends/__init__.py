@@ -1,0 +1,92 @@
+"""Where the runs of a ``cfer run`` execute: ``runner.backend``.
+
+- ``local`` (:mod:`.local`): one after another in this process, a progress bar per run
+  over its experiences; a run that raises stops the loop (the traceback shows where),
+  the runs finished before it are saved and ``--resume`` continues.
+- ``processes`` (:mod:`.processes`): ``runner.jobs_per_device`` spawned processes on one
+  device (``jobs_per_device > 1`` with ``local`` means this, as before backends existed).
+- ``ray`` (:mod:`.ray_tasks`): every run, and every shared basic model, is a Ray task,
+  on a laptop, a multi-GPU node or a cluster (``runner.ray``).
+
+Every backend gets the runner, the runs still to do and two callbacks of
+:meth:`cfer.experiments.continual.ContinualRunner.run`: ``record(spec, rec)`` as each
+run finishes and ``fail(spec, error)`` for a run that failed (``processes`` and ``ray``:
+the other runs go on). Only this process calls them, so only it writes results.json,
+in plan order, whatever the backend. Backends import nothing heavy until they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib import import_module
+
+#: ``runner.backend`` -> ``module:function`` with ``execute(runner, todo, *, device, record, fail)``.
+BACKENDS: dict[str, str] = {
+    "local": "cfer.experiments.backends.local:execute",
+    "processes": "cfer.experiments.backends.processes:execute",
+    "ray": "cfer.experiments.backends.ray_tasks:execute",
+}
+
+
+def execute(name: str, runner, todo: Sequence, *, device, record: Callable, fail: Callable) -> None:
+    """Run ``todo`` (RunSpecs) of ``runner`` on backend ``name``."""
+    if name not in BACKENDS:
+        raise ValueError(f"runner.backend: unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+    if not todo:
+        return
+    module, func = BACKENDS[name].split(":")
+    getattr(import_module(module), func)(runner, list(todo), device=device, record=record, fail=fail)
+
+
+def run_one(runner, spec, *, device, progress=None) -> dict:
+    """``runner.run_one(spec)``, with the final validation accuracy added to the record when
+    ``evaluation.final_validation`` is on (every backend's runs go through here, in the process
+    that trains them, so the record is the same whatever the backend)."""
+    rec = runner.run_one(spec, device=device, progress=progress)
+    plugin = runner.ctx.final_validation
+    if plugin is not None:
+        rec["final_valid_accuracy"] = plugin.accuracy
+    return rec
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` of ``error`` (of the task's own exception for a Ray
+    task error, which wraps it with the remote traceback)."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        error = cause
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+class RunsBar:
+    """One progress bar over runs, its postfix the runs running, done and failed."""
+
+    def __init__(self, ctx, *, total: int, desc: str):
+        self._opened = ctx.progress(total=total, desc=desc, unit="run")  # a context manager
+        self._bar = None
+        self.running = self.done = self.failed = 0
+
+    def __enter__(self) -> RunsBar:
+        self._bar = self._opened.__enter__()
+        self._show()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._opened.__exit__(*exc)
+
+    def set_running(self, n: int) -> None:
+        if n != self.running:
+            self.running = n
+            self._show()
+
+    def finished(self, *, ok: bool) -> None:
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+        self._bar.update(1)
+        self._show()
+
+    def _show(self) -> None:
+        self._bar.set_postfix(running=self.running, done=self.done, failed=self.failed, refresh=True)

@@ -1,0 +1,65 @@
+"""``runner.backend: processes``: ``runner.jobs_per_device`` runs at once on one device, each
+in its own spawned process.
+
+Processes, not threads: random state, autocast and CUDA graphs are per process.
+Shared basic models are trained first, in this process, so that no two workers train
+the same one; workers return records and only this process writes results.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cfer.experiments.backends import RunsBar, one_line, run_one
+
+log = logging.getLogger(__name__)
+
+
+def execute(runner, todo, *, device, record, fail) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from cfer import strategies
+
+    jobs = runner.cfg.runner.jobs_per_device
+    if runner.cfg.runner.share_basic:
+        for spec in todo:
+            if not strategies.entry(spec.method).offline:
+                runner.basic_state(spec, device=device)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init,
+                             initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs)) as pool:
+        pending = {pool.submit(_worker_run, spec): spec for spec in todo}
+        with RunsBar(runner.ctx, total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time") as bar:
+            while pending:
+                bar.set_running(sum(f.running() for f in pending))
+                finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    spec = pending.pop(fut)
+                    error = fut.exception()
+                    if error is None:
+                        record(spec, fut.result())
+                    else:
+                        log.error("%s failed", spec.label, exc_info=error)
+                        fail(spec, one_line(error))
+                    bar.finished(ok=error is None)
+
+
+# Spawned workers: top-level, so that spawn can import them.
+_WORKER: dict = {}
+
+
+def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)
+    _WORKER.update(runner=runner_cls(cfg, run_dir), device=dev)
+
+
+def _worker_run(spec) -> dict:
+    return run_one(_WORKER["runner"], spec, device=_WORKER["device"])

@@ -1,0 +1,263 @@
+"""``cfer sweep``: a grid of config values, each point its own run directory, and a table of the
+grid that marks the best point per method on the validation subjects.
+
+The grid is the config's ``sweep.grid`` section with ``--grid KEY=V1,V2`` laid over it;
+every combination of values is a point. A point is an ordinary ``cfer run`` (any
+``runner.backend``) into ``<sweep dir>/<point>/`` with ``evaluation.final_validation``
+on, so that each run records the accuracy of its final model on the validation
+subjects of every experience (``final_valid_accuracy``). The best point of a method
+is the one with the highest mean of it over the method's runs: chosen on validation,
+never on the test subjects, whose numbers the table shows next to it.
+
+The sweep directory holds ``config.yaml`` (the resolved config, the whole grid in its
+``sweep`` section: ``--resume`` needs nothing else), one run directory per point,
+``sweep.json`` (the points, their validation accuracy per method, the best points) and
+``grid.md`` (the table).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfer import metric_definitions as M
+from cfer.atomic import atomic_write_json, atomic_write_text
+from cfer.experiments.config import ExperimentConfig, load_config, save_config
+from cfer.experiments.configio import ConfigError, overlay, parse_override
+from cfer.experiments.tables import aligned_table, format_cell, markdown_table
+
+log = logging.getLogger(__name__)
+
+VALID_KEY = "final_valid_accuracy"  # the run record's field the best point is chosen on
+# A float YAML 1.1 reads as a string (``1e-4``: PyYAML wants ``1.0e-4``).
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+# --------------------------------------------------------------------------- the grid
+
+def _value(raw: str):
+    import yaml
+
+    raw = raw.strip()
+    if _EXPONENT_FLOAT.fullmatch(raw):
+        return float(raw)
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--grid: value {raw!r} is not valid YAML ({e.problem})") from None
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas outside brackets and braces (``[a, b],[c]`` is two values)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list]:
+    """``["training.lr=1e-4,1e-5", ...]`` -> ``{"training.lr": [1e-4, 1e-5], ...}``; each
+    value is YAML (``1e-4`` is a float), commas inside ``[...]`` or ``{...}`` belong to it."""
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values.strip() or any(not p for p in key.split(".")):
+            raise ConfigError(f"--grid {item!r}: expected KEY=VALUE,VALUE..., e.g. training.lr=1e-4,1e-5")
+        grid[key.strip()] = [_value(v) for v in _split_top_level(values)]
+    return grid
+
+
+@dataclass(frozen=True)
+class Point:
+    """One combination of grid values."""
+
+    values: dict  # grid key -> value
+
+    def name(self, keys: Sequence[str]) -> str:
+        """A directory name: ``lr=0.0001_gamma=0.5`` (the last part of each key when unique)."""
+        short = [k.rsplit(".", 1)[-1] for k in keys]
+        labels = short if len(set(short)) == len(short) else list(keys)
+        text = "_".join(f"{lab}={_fmt(self.values[k])}" for lab, k in zip(labels, keys))
+        return re.sub(r"[^A-Za-z0-9._=+,-]", "-", text)
+
+
+def _fmt(value) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def grid_points(grid: Mapping[str, Sequence]) -> list[Point]:
+    """Every combination, the first key varying slowest."""
+    keys = list(grid)
+    return [Point(dict(zip(keys, combo))) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def point_config(cfg: ExperimentConfig, point: Point) -> ExperimentConfig:
+    """``cfg`` with the point's values set, no grid, and the final validation accuracy recorded."""
+    data: dict = {"sweep": {"grid": {}}, "evaluation": {"final_validation": True}}
+    for key, value in point.values.items():
+        data = _merge(data, parse_override(f"{key}={json.dumps(value)}"))
+    out = overlay(cfg, data, where=f"sweep point {point.values}")
+    if out.phase != "continual":
+        raise ConfigError(f"sweep point {point.values}: cfer sweep runs phase continual, not {out.phase}")
+    if out.protocol.name != "heldout":
+        raise ConfigError(f"sweep point {point.values}: protocol.name={out.protocol.name} early-stops and "
+                          "reports on the test fold, so there is no validation stream to choose on: "
+                          "set protocol.name=heldout")
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# --------------------------------------------------------------------------- the table
+
+def valid_stat(runs: Sequence[Mapping]) -> dict:
+    """Mean, sample std and n of the runs' final validation accuracy (mean None if a run lacks it)."""
+    values = [r.get(VALID_KEY) for r in runs]
+    if not values or any(v is None for v in values):
+        return {"mean": None, "std": None, "n": len(values)}
+    return M.mean_std(values)
+
+
+def best_points(points: Sequence[tuple[str, Mapping]]) -> dict[str, str]:
+    """Per method, the point (name) with the highest mean final validation accuracy; the first
+    such point on ties. ``points``: (name, results.json dict) in grid order."""
+    best: dict[str, tuple[float, str]] = {}
+    for name, results in points:
+        for method, block in results["methods"].items():
+            mean = valid_stat(block["runs"])["mean"]
+            if mean is not None and (method not in best or mean > best[method][0]):
+                best[method] = (mean, name)
+    return {m: name for m, (_, name) in best.items()}
+
+
+def grid_table(points: Sequence[tuple[str, Mapping]], *, fmt: str = "text") -> str:
+    """Rows (point, method) with the validation accuracy the choice is made on, the best mark,
+    and ``cfer compare``'s summary columns (test subjects), as ``text`` or ``md``."""
+    from cfer.experiments.continual_report import HEADERS, check, compare_rows
+
+    best = best_points(points)
+    header = ["point", "method", "valid acc (final)", "best"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
+    body = []
+    for name, results in points:
+        check(results, where=name)  # adds a summary where a file lacks one
+        for method, summary in compare_rows(results):
+            stat = valid_stat(results["methods"][method]["runs"])
+            body.append([name, method, format_cell(stat), "*" if best.get(method) == name else ""]
+                        + [format_cell(summary[k]) for k in M.SUMMARY_METRICS])
+    note = ("best: highest mean final accuracy on the validation subjects, per method; "
+            "the other columns are on the test subjects (percent; mean ± sample std (runs))")
+    if fmt == "md":
+        return markdown_table(header, body) + f"\n\n{note}\n"
+    return aligned_table(header, body) + f"\n({note})"
+
+
+# --------------------------------------------------------------------------- running
+
+def default_sweep_dir(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.sweep.dir) if cfg.sweep.dir else Path("runs") / f"{cfg.name}_sweep"
+
+
+def run_sweep(cfg: ExperimentConfig, sweep_dir: str | Path, *, resume: bool = False) -> dict:
+    """Run every point of ``cfg.sweep.grid`` into ``sweep_dir``; returns sweep.json's dict.
+    A point whose run directory has a results.json is resumed (``resume`` only)."""
+    from cfer.experiments.continual import ContinualRunner
+    from cfer.experiments.report import write_report
+
+    grid = cfg.sweep.grid
+    if not grid:
+        raise ConfigError("cfer sweep: the grid is empty: give --grid KEY=V1,V2 or a sweep.grid section")
+    sweep_dir = Path(sweep_dir)
+    if (sweep_dir / "config.yaml").exists() and not resume:
+        raise ValueError(f"{sweep_dir}: a sweep is already here; use --resume {sweep_dir} to continue "
+                         "it, or another --out")
+    points = grid_points(grid)
+    names = [p.name(list(grid)) for p in points]
+    configs = [point_config(cfg, p) for p in points]  # every point checked before any runs
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, sweep_dir / "config.yaml")
+    started = _connect_ray(cfg)
+    try:
+        done = []
+        for k, (name, point_cfg) in enumerate(zip(names, configs), 1):
+            point_dir = sweep_dir / name
+            log.info("sweep point %d/%d: %s", k, len(points), name)
+            results = ContinualRunner(point_cfg, point_dir).run(
+                resume=resume and (point_dir / "results.json").exists())
+            if point_cfg.output.plots and any(b["runs"] for b in results["methods"].values()):
+                write_report(point_dir)
+            done.append((name, results))
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    return write_sweep(sweep_dir, grid=grid, points=points, done=done)
+
+
+def write_sweep(sweep_dir: Path, *, grid: Mapping, points: Sequence[Point], done) -> dict:
+    """``sweep.json`` and ``grid.md`` of the finished points ``done`` ((name, results) pairs)."""
+    tabled = [(n, r) for n, r in done if any(b["runs"] for b in r["methods"].values())]
+    summary = {
+        "grid": dict(grid), "selected_on": f"{VALID_KEY} (validation subjects)",
+        "points": [{"name": n, "dir": n, "values": p.values,
+                    "valid_accuracy": {m: valid_stat(b["runs"]) for m, b in r["methods"].items()},
+                    "failed_runs": [f["run"] for f in r.get("failed_runs", [])]}
+                   for p, (n, r) in zip(points, done)],
+        "best": best_points(tabled),
+    }
+    atomic_write_json(sweep_dir / "sweep.json", summary)
+    if tabled:
+        atomic_write_text(sweep_dir / "grid.md", grid_table(tabled, fmt="md"))
+    summary["table"] = grid_table(tabled) if tabled else ""
+    return summary
+
+
+def _connect_ray(cfg: ExperimentConfig) -> bool:
+    """One Ray session for the whole sweep (the points' runs join it)."""
+    if cfg.runner.effective_backend != "ray":
+        return False
+    from cfer.experiments.backends.ray_tasks import connect
+
+    return connect(cfg.runner.ray.address)
+
+
+def cli_sweep(args) -> int:
+    """``cfer sweep [CONFIG] --grid KEY=V1,V2 ... [--set KEY=VALUE] [--out DIR | --resume DIR]``."""
+    import dataclasses
+
+    if args.resume:
+        sweep_dir = Path(args.resume)
+        if args.config or args.grid:
+            raise ValueError("--resume takes the config and grid saved in the sweep directory; "
+                             "drop CONFIG and --grid")
+        cfg = load_config(sweep_dir / "config.yaml", args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        grid = {**cfg.sweep.grid, **parse_grid(args.grid)}
+        cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, grid=grid))
+        sweep_dir = Path(args.out) if args.out else default_sweep_dir(cfg)
+    summary = run_sweep(cfg, sweep_dir, resume=bool(args.resume))
+    print(summary["table"])
+    print(f"\nwrote {sweep_dir}/: config.yaml, sweep.json, grid.md, one run directory per point")
+    failed = [f"{p['name']}: {run}" for p in summary["points"] for run in p["failed_runs"]]
+    if failed:
+        import sys
+
+        print(f"cfer sweep: error: {len(failed)} runs failed ({'; '.join(failed)}); their errors are in "
+              f"each point's results.json; `cfer sweep --resume {sweep_dir}` runs them again",
+              file=sys.stderr)
+        return 1
+    return 0
