@@ -1,9 +1,9 @@
-"""Plots, report.md, `cfer plot` and `cfer compare` from a small synthetic results.json."""
+"""Plots, report.md and `cfer plot` from a small synthetic results.json (`cfer compare`:
+tests/test_compare.py)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -135,29 +135,6 @@ def test_cli_plot(tmp_path, capsys):
     assert report.cli_plot(argparse.Namespace(run_dir=str(run_dir))) == 0
     assert (run_dir / "report.md").is_file() and len(list((run_dir / "plots").glob("*.png"))) == 6
     assert "report.md" in capsys.readouterr().out
-
-
-def test_cli_compare_text_markdown_csv(reported, tmp_path, capsys):
-    first = reported[0]
-    second = _write(tmp_path / "other", _results(methods=("lwf",)))
-    md, csv_path = tmp_path / "cmp.md", tmp_path / "cmp.csv"
-    for out in (md, csv_path):
-        args = argparse.Namespace(run_dirs=[str(first), str(second)], out=str(out))
-        assert report.cli_compare(args) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("naive") == 2 and "lwf" in printed and "kd+psmr" in printed  # text table twice
-    table = md.read_text().splitlines()
-    assert table[0].startswith("| run | method | overall acc") and len(table) == 2 + 3
-    rows = list(csv.DictReader(csv_path.open()))
-    assert [(r["run_dir"], r["method"]) for r in rows] == [
-        (str(first), "naive"), (str(first), "kd+psmr"), (str(second), "lwf")]
-    want = report.load_results(second)["methods"]["lwf"]["summary"]["bwt"]
-    assert float(rows[2]["bwt_mean"]) == pytest.approx(want["mean"]) and rows[2]["bwt_n"] == "2"
-
-
-def test_cli_compare_rejects_unknown_out_format(reported, tmp_path):
-    with pytest.raises(ValueError, match=r"--out .*table\.txt: .* \.md .* \.csv"):
-        report.cli_compare(argparse.Namespace(run_dirs=[str(reported[0])], out=str(tmp_path / "table.txt")))
 
 
 @pytest.mark.parametrize("content, match", [

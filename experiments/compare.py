@@ -1,0 +1,255 @@
+"""``cfer compare RUN_DIR... [--out table.md|table.csv|table.tex]``: methods side by side.
+
+Reads each run directory's results.json only (no torch). What it does:
+
+- refuses results files that this code cannot read (``schema_version``, one line), and run
+  directories whose numbers are not comparable: a different data set, number of
+  experiences, protocol or phase (``--allow-mixed`` tables them anyway, each row marked
+  with its setting, and pairs runs only within a setting);
+- warns, on stderr, when the files were computed in different environments (cfer
+  commit, torch, device, CPU...; :func:`cfer.experiments.environment.differences`);
+- prints the summary table (mean ± sample std over runs) and the paired comparison of
+  :mod:`cfer.experiments.stats` (reference method against each other, or every pair);
+- writes markdown (both tables), CSV (the summary, fractions) or a booktabs LaTeX table
+  (:mod:`cfer.experiments.latex`) to each ``--out`` file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfer import metric_definitions as M
+from cfer.atomic import atomic_write_text
+from cfer.experiments import environment as env
+from cfer.experiments import latex, stats
+from cfer.experiments.context import phase_of
+from cfer.experiments.continual_report import HEADERS, PAIRED_REFERENCE
+from cfer.experiments.report import load_results, report_module
+from cfer.experiments.tables import aligned_table, format_cell, markdown_table
+
+FORMATS = {".md": "md", ".csv": "csv", ".tex": "tex"}
+#: The default reference method of the paired table and the LaTeX markers (when present).
+DEFAULT_REFERENCE = PAIRED_REFERENCE
+#: Significance level of the LaTeX markers (Holm-adjusted Wilcoxon p below it).
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Row:
+    """One method of one run directory."""
+
+    source: str  # the run directory as given
+    method: str
+    label: str  # the method, or "method (run dir)" when two directories hold the same method
+    summary: dict
+    runs: list
+    setting: int  # index into the comparison's settings
+
+
+@dataclass(frozen=True)
+class Comparison:
+    rows: list[Row]
+    settings: list[dict]  # what makes numbers comparable, one dict per distinct setting
+    sources: list[str]
+
+
+def setting_of(results: Mapping) -> dict:
+    """What two results files must share for their numbers to be comparable."""
+    config = results.get("config") or {}
+    ds = results.get("dataset") or {}
+    runs = [r for e in (results.get("methods") or {}).values() for r in e.get("runs", [])]
+    lengths = sorted({len(r["accuracy_matrix"]) for r in runs if r.get("accuracy_matrix")})
+    return {"data set": f"{ds.get('name', '?')} ({ds.get('n_images', '?')} images)",
+            "experiences": "/".join(map(str, lengths)) or "n/a",
+            "protocol": (config.get("protocol") or {}).get("name", "?"),
+            "phase": phase_of(results)}
+
+
+def _describe(setting: Mapping) -> str:
+    return ", ".join(f"{k} {v}" for k, v in setting.items())
+
+
+def load(run_dirs: Sequence[str], *, allow_mixed: bool = False, warn=None) -> Comparison:
+    """Read and check the run directories; a one-line ValueError when their settings differ
+    (unless ``allow_mixed``); ``warn(line)`` for each environment difference (stderr by default)."""
+    warn = warn or (lambda line: print(f"cfer compare: warning: {line}", file=sys.stderr))
+    loaded = [(str(d), load_results(d)) for d in run_dirs]
+    settings: list[dict] = []
+    first_env = (loaded[0][0], loaded[0][1].get("environment")) if loaded else None
+    pending = []
+    for d, results in loaded:
+        s = setting_of(results)
+        if s not in settings:
+            if settings and not allow_mixed:
+                other = next(src for src, r in loaded if setting_of(r) == settings[0])
+                keys = [k for k in s if s[k] != settings[0][k]]
+                raise ValueError(
+                    f"{other} and {d} are not comparable: they differ in "
+                    + "; ".join(f"{k} ({settings[0][k]} vs {s[k]})" for k in keys)
+                    + " (--allow-mixed tables them anyway, marked by setting)")
+            settings.append(s)
+        here = results.get("environment")
+        diff = env.differences(first_env[1], here)
+        if diff:
+            what = "; ".join(f"{k}: {env.value(first_env[1], k)} vs {env.value(here, k)}" for k in diff)
+            if diff == ["environment"]:
+                what = "one has no environment record (written before it was recorded)"
+            warn(f"{first_env[0]} and {d} were computed in different environments ({what})")
+        for method, summary in report_module(results).compare_rows(results):
+            runs = results["methods"].get(method, {}).get("runs", [])
+            pending.append((d, method, summary, runs, settings.index(s)))
+    counts = Counter(method for _, method, *_ in pending)
+    rows = [Row(d, m, m if counts[m] == 1 else f"{m} ({d})", summary, runs, k)
+            for d, m, summary, runs, k in pending]
+    return Comparison(rows, settings, [d for d, _ in loaded])
+
+
+def reference_of(comparison: Comparison, reference: str | None) -> str | None:
+    """The reference row label: ``reference`` (a label or method name), else kd_psmr when
+    present, else the first row's."""
+    labels = [r.label for r in comparison.rows]
+    if reference is not None:
+        matches = [r.label for r in comparison.rows if reference in (r.label, r.method)]
+        if len(matches) != 1:
+            raise ValueError(f"--reference {reference}: " + (
+                f"not among the methods ({', '.join(labels)})" if not matches else
+                f"ambiguous ({', '.join(matches)}); give the full label"))
+        return matches[0]
+    if DEFAULT_REFERENCE in labels:
+        return DEFAULT_REFERENCE
+    return labels[0] if labels else None
+
+
+def paired(comparison: Comparison, *, reference: str | None, all_pairs: bool = False) -> list:
+    """The paired comparisons of :mod:`~cfer.experiments.stats`, within each setting:
+    ``reference`` against every other row (or every pair with ``all_pairs``)."""
+    out = []
+    for k in range(len(comparison.settings)):
+        methods = {r.label: r.runs for r in comparison.rows if r.setting == k and r.runs}
+        ref = None if all_pairs or reference not in methods else reference
+        if len(methods) > 1 and (ref is not None or all_pairs):
+            out += stats.paired_comparisons(methods, reference=ref)
+    return out
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _lead(comparison: Comparison, row: Row | None = None) -> list[str]:
+    """The first columns (header when ``row`` is None): the setting when settings are mixed,
+    the run directory when there are several, the method."""
+    mixed, many = len(comparison.settings) > 1, len(comparison.sources) > 1
+    if row is None:
+        return ["setting"] * mixed + ["run"] * many + ["method"]
+    return [f"[{row.setting + 1}]"] * mixed + [row.source] * many + [row.method]
+
+
+def summary_table(comparison: Comparison, *, fmt: str) -> str:
+    """The summary metrics of every row as ``text``, ``md`` or ``csv`` (CSV: fractions, 3
+    columns a metric, always with run directory and method)."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        fields = ("mean", "std", "n")
+        w.writerow(["run_dir", "method"] + [f"{k}_{s}" for k in M.SUMMARY_METRICS for s in fields])
+        for r in comparison.rows:
+            w.writerow([r.source, r.method] + ["" if r.summary[k][s] is None else r.summary[k][s]
+                                               for k in M.SUMMARY_METRICS for s in fields])
+        return buf.getvalue()
+    header = _lead(comparison) + [HEADERS[k] for k in M.SUMMARY_METRICS]
+    body = [_lead(comparison, r) + [format_cell(r.summary[k]) for k in M.SUMMARY_METRICS]
+            for r in comparison.rows]
+    legend = [f"[{k + 1}] {_describe(s)}" for k, s in enumerate(comparison.settings)] \
+        if len(comparison.settings) > 1 else []
+    if fmt == "md":
+        notes = ["", "Percent; mean ± sample std (runs)."] + [f"{line}  " for line in legend]
+        return markdown_table(header, body) + "\n" + "\n".join(notes) + "\n"
+    return "\n".join([aligned_table(header, body), "(percent; mean ± sample std (runs))", *legend])
+
+
+def paired_table(rows: Sequence, *, fmt: str) -> str:
+    """The paired comparison as ``text`` or ``md``, with its notes ('' when there is none)."""
+    if not rows:
+        return ""
+    cells = stats.paired_rows(rows, names=HEADERS)
+    if fmt == "md":
+        return markdown_table(stats.PAIRED_HEADER, cells) + "\n\n" + stats.PAIRED_NOTES + "\n"
+    return aligned_table(stats.PAIRED_HEADER, cells) + "\n(" + stats.PAIRED_NOTES + ")"
+
+
+def latex_table(comparison: Comparison, rows: Sequence, *, reference: str | None) -> str:
+    """The booktabs table of the paired metrics, with markers against ``reference``."""
+    headers = {m: HEADERS[m] for m in stats.PAIRED_METRICS}
+    ns = sorted({s["n"] for r in comparison.rows for s in r.summary.values() if isinstance(s, dict)})
+    n_text = "/".join(map(str, ns))
+    facts = "; ".join(f"{s['data set']}, {s['experiences']} experiences, protocol {s['protocol']}"
+                      + ("" if s["phase"] == "continual" else f", phase {s['phase']}")
+                      for s in comparison.settings)
+    caption = (f"{latex.escape(facts)}. Mean $\\pm$ sample std over n = {n_text} runs (class orders "
+               f"$\\times$ folds $\\times$ seeds), in percent; best per column in bold.")
+    vs_ref = [r for r in rows if r.first == reference]
+    significant = {(r.second, r.metric) for r in vs_ref
+                   if r.powered and r.p_wilcoxon_holm < ALPHA}
+    if vs_ref and all(r.powered for r in vs_ref):
+        caption += (f" ${latex.MARKER}$: differs from {latex.escape(reference)} (two-sided "
+                    f"{stats.TESTS['wilcoxon']} test over matched runs, {stats.CORRECTION}-corrected "
+                    f"over the methods of a column, p < {ALPHA}).")
+    elif vs_ref:
+        n_pairs = min(r.n for r in vs_ref)
+        caption += (f" No significance test against {latex.escape(reference)}: {n_pairs} paired runs, "
+                    f"fewer than the {stats.MIN_PAIRED_RUNS} a test needs.")
+    body = [(r.label, r.summary) for r in comparison.rows]
+    return latex.results_table(body, headers=headers, significant=significant, caption=caption)
+
+
+def render(comparison: Comparison, fmt: str, *, reference: str | None, all_pairs: bool = False,
+           tables: str = "both") -> str:
+    """The text of one ``--out`` format (``md``, ``csv``, ``tex``) or of the terminal (``text``);
+    ``tables`` (text and md): ``summary``, ``paired`` or ``both``."""
+    rows = paired(comparison, reference=reference, all_pairs=all_pairs)
+    if fmt == "csv":
+        return summary_table(comparison, fmt="csv")
+    if fmt == "tex":
+        return latex_table(comparison, rows, reference=reference)
+    parts = [summary_table(comparison, fmt=fmt) if tables != "paired" else "",
+             paired_table(rows, fmt=fmt) if tables != "summary" else ""]
+    return "\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
+
+
+def _options(args, comparison: Comparison) -> dict:
+    """:func:`render`'s options from ``cfer compare``'s parsed arguments."""
+    return {"reference": reference_of(comparison, getattr(args, "reference", None)),
+            "all_pairs": getattr(args, "all_pairs", False),
+            "tables": getattr(args, "tables", "both")}
+
+
+def render_args(args, fmt: str) -> str:
+    """The ``fmt`` output of ``cfer compare``'s parsed arguments (tools/check_quickstart.py
+    regenerates the README's tables with it)."""
+    comparison = load(args.run_dirs, allow_mixed=getattr(args, "allow_mixed", False))
+    return render(comparison, fmt, **_options(args, comparison))
+
+
+def cli_compare(args) -> int:
+    """``cfer compare RUN_DIR... [--out FILE.md|FILE.csv|FILE.tex ...] [--reference METHOD]
+    [--all-pairs] [--allow-mixed] [--tables both|summary|paired]``."""
+    outs = getattr(args, "out", None) or []
+    outs = [outs] if isinstance(outs, str) else list(outs)
+    formats = []
+    for out in outs:
+        fmt = FORMATS.get(Path(out).suffix.lower())
+        if fmt is None:
+            raise ValueError(f"--out {out}: the file name must end in .md (markdown), .csv or .tex (LaTeX)")
+        formats.append(fmt)
+    comparison = load(args.run_dirs, allow_mixed=getattr(args, "allow_mixed", False))
+    options = _options(args, comparison)
+    print(render(comparison, "text", **options), end="")
+    for out, fmt in zip(outs, formats):
+        atomic_write_text(out, render(comparison, fmt, **options))
+        print(f"wrote {out}")
+    return 0
