@@ -110,11 +110,14 @@ def _colors(methods: Sequence[str]) -> dict[str, tuple]:
 
 
 def _band(ax, x, mean, std, *, color, label, lw=1.8, ls="-", marker="o"):
+    """The mean curve and a mean ± std band, clipped to [0, 1]: every curve drawn here is an
+    accuracy (or recall), which a band of a normal spread would push past 0% or 100%."""
     ok = np.isfinite(mean)
     x, mean, std = np.asarray(x)[ok], mean[ok], std[ok]
     ax.plot(x, mean, color=color, lw=lw, ls=ls, marker=marker, ms=3.5, label=label)
     if np.any(std > 0):
-        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.18, lw=0)
+        ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=color, alpha=0.18,
+                        lw=0)
 
 
 def _percent_axis(ax, *, ylabel: str):
@@ -145,32 +148,53 @@ def _same_order(runs) -> list[str] | None:
 
 # --------------------------------------------------------------------------- figures
 
-def forgetting_curves(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig) -> Path:
-    """Accuracy on each experience j as training goes on (from step j), basic block highlighted."""
-    from matplotlib import colormaps
+def forgetting_figure(method: str, runs: Sequence[Mapping]):
+    """Small multiples, one panel per experience j: the accuracy on j's test data after each
+    step i >= j (mean ± std over runs), a dashed line at the accuracy just after learning it,
+    the final value written in; the basic block's panel first, in black. One curve a panel,
+    so that 16 experiences stay apart."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     R = _matrices(runs)
     T = R.shape[1]
     order = _same_order(runs)
-    fig = _figure(9.5, 5.2)
-    ax = fig.add_subplot()
-    cmap = colormaps["viridis"]
-    for j in range(T - 1, -1, -1):  # basic drawn last, on top
+    cols = min(T, 4)
+    rows = -(-T // cols)
+    fig = _figure(2.5 * cols + 0.7, 1.9 * rows + 1.0)
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+    for j, ax in enumerate(axes):
+        if j >= T:
+            ax.set_visible(False)
+            continue
         mean, std = mean_spread(R[:, j:, j])
-        x = np.arange(j, T)
-        if j == 0:
-            _band(ax, x, mean, std, color="black", label="basic expressions (exp 0)", lw=3.2)
-        else:
-            name = order[j - 1] if order and j - 1 < len(order) else None
-            label = f"exp {j}" + (f": {name}" if name else "")
-            _band(ax, x, mean, std, color=cmap((j - 1) / max(T - 2, 1)), label=label, lw=1.2, marker=".")
-    _step_axis(ax, T)
-    _percent_axis(ax, ylabel="test accuracy on experience j")
-    ax.set_title(f"{method}: accuracy on each experience over time ({_spread_note(runs)})")
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles[::-1], labels[::-1], loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7,
-              title="experience j" + ("" if order else " (class varies by order)"), title_fontsize=7)
-    return _save(fig, path, cfg)
+        basic = j == 0
+        color = "black" if basic else "tab:blue"
+        _band(ax, np.arange(j, T), mean, std, color=color, label=None, lw=2.2 if basic else 1.4, marker=".")
+        if np.isfinite(mean[0]):
+            ax.axhline(mean[0], color=color, lw=0.7, ls="--", alpha=0.6)
+        if np.isfinite(mean[-1]):
+            ax.annotate(f"{100 * mean[-1]:.0f}%", (T - 1, mean[-1]), xytext=(-2, 4),
+                        textcoords="offset points", ha="right", fontsize=7, color=color)
+        name = "basic expressions" if basic else (order[j - 1] if order and j - 1 < len(order) else "")
+        ax.set_title(f"exp {j}" + (f": {name}" if name else ""), fontsize=8,
+                     fontweight="bold" if basic else "normal")
+        ax.set_xlim(-0.3, T - 0.7)
+        ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.supxlabel("after training experience i (0 = basic)", fontsize=9)
+    fig.supylabel("test accuracy on experience j", fontsize=9)
+    varies = "" if order else "; experience j is a different class in each order"
+    fig.suptitle(f"{method}: accuracy on each experience j after each step i >= j\n"
+                 f"{_spread_note(runs)}; dashed: just after learning it{varies}", fontsize=10)
+    return fig
+
+
+def forgetting_curves(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig) -> Path:
+    """:func:`forgetting_figure` as a PNG."""
+    return _save(forgetting_figure(method, runs), path, cfg)
 
 
 def basic_accuracy_all(methods: Mapping[str, Sequence[Mapping]], path: Path, cfg: PlotConfig) -> Path:
@@ -295,6 +319,11 @@ def confusion(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig,
 
 
 def old_new(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig) -> Path:
+    """:func:`old_new_figure` as a PNG."""
+    return _save(old_new_figure(method, runs), path, cfg)
+
+
+def old_new_figure(method: str, runs: Sequence[Mapping]):
     """Old-class accuracy (experiences 0..i-1) and new-class accuracy R[i][i] per step."""
     R = _matrices(runs)
     T = R.shape[1]
@@ -311,7 +340,7 @@ def old_new(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig) -
     _percent_axis(ax, ylabel="test accuracy")
     ax.set_title(f"{method}: old vs new classes ({_spread_note(runs)})")
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path, cfg)
+    return fig
 
 
 def _has(runs, *keys) -> bool:

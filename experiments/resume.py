@@ -1,0 +1,68 @@
+"""What ``--resume`` (or a new run into a used directory) may change of the saved config.
+
+The runs already in ``results.json`` were computed with the saved ``config.yaml``; a
+resumed run that trained the rest with other settings would mix two experiments under
+one config. So any change of a key that can change a number is refused, naming the keys;
+the keys that only change how the run runs (:data:`HARMLESS`) are allowed, and each such
+change is recorded in ``results.json`` (``resumes``) with the number of runs saved before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cfer.experiments.configio import ConfigError
+
+#: Keys (and sections) whose change leaves every number as it is: progress bars, where
+#: and how many at a time the runs execute, logging, plots, the output folder. A device
+#: change can move the last digits (another floating-point unit); it is allowed, and recorded.
+HARMLESS: tuple[str, ...] = ("runner.progress", "runner.device", "runner.jobs_per_device",
+                             "runner.backend", "output", "evaluation.tensorboard", "evaluation.wandb",
+                             "evaluation.wandb_project")
+
+
+def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def config_changes(saved: Mapping, requested: Mapping) -> dict[str, tuple[Any, Any]]:
+    """Flattened keys whose value differs, ``key -> (saved, requested)``."""
+    a, b = flatten(saved), flatten(requested)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def is_harmless(key: str) -> bool:
+    return any(key == h or key.startswith(h + ".") for h in HARMLESS)
+
+
+def _show(v: Any) -> str:
+    return "unset" if v is None else str(v)
+
+
+def check_same_experiment(saved: Mapping, requested: Mapping, *, run_dir, resume: bool,
+                          n_saved: int) -> dict[str, dict]:
+    """Refuse (one-line ConfigError) a requested config that would change the results of the
+    run saved in ``run_dir``; return the harmless changes, ``key -> {"from": .., "to": ..}``."""
+    changes = config_changes(saved, requested)
+    bad = {k: v for k, v in changes.items() if not is_harmless(k)}
+    if bad:
+        keys = ", ".join(bad)
+        was = "; ".join(f"{k}={_show(old)}" for k, (old, _) in bad.items())
+        if resume:
+            raise ConfigError(
+                f"--resume {run_dir}: refusing to change {keys}, which would change the results "
+                f"({n_saved} run(s) saved with {was}); run the new setting with another --out "
+                f"(allowed on resume: {', '.join(HARMLESS)})")
+        raise ConfigError(
+            f"{run_dir}: holds the start of a run of another config ({was}); it would reuse "
+            "that run's basic models: use another --out, or delete the folder")
+    return {k: {"from": old, "to": new} for k, (old, new) in changes.items()}
