@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 from importlib import import_module
 from pathlib import Path
 
@@ -30,20 +33,53 @@ def _add_synth(sub) -> None:
     p.set_defaults(handler="cfer.benchmarks.synthfaces:cli_synth")
 
 
+def _shipped_configs() -> str:
+    return ", ".join(sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml")))
+
+
 def _add_run(sub) -> None:
-    p = sub.add_parser("run", help="run an experiment config (default: the synthetic quickstart)")
-    p.add_argument("config", nargs="?", default=None, help="YAML config (default: quickstart.yaml)")
+    now = os.environ.get("CFER_CACHE")
+    cache = f"$CFER_CACHE (now {now})" if now else "~/.cache/cfer (set CFER_CACHE to move them)"
+    p = sub.add_parser(
+        "run", help="run an experiment config (default: the synthetic quickstart)",
+        description="Run every method x class order x fold x seed of a config into a run directory, "
+                    "then write report.md and plots. CONFIG is a YAML file or the name of a shipped "
+                    f"config ({_shipped_configs()}). The synthetic faces and the decoded-image cache "
+                    f"live in {cache}.")
+    p.add_argument("config", nargs="?", default=None, metavar="CONFIG",
+                   help="a YAML file or a shipped config name, e.g. paper_cfee (default: quickstart)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.epochs=3 (repeatable)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
+                   help="override a config value, e.g. --set training.epochs=3 (repeatable; the value "
+                        "is read as YAML)")
+    p.add_argument("--out", default=None, metavar="RUN_DIR",
+                   help="run directory (default: output.dir, else runs/<config name>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run in RUN_DIR with its saved config")
+                   help="continue an interrupted run in RUN_DIR with its saved config; --set may change "
+                        "only keys that leave the numbers as they are (runner.progress, runner.device, "
+                        "runner.jobs_per_device, runner.backend, output, logging)")
     p.set_defaults(handler="cfer.experiments.cli:cli_run")
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="run a grid of config values, each point its own run directory, "
+                                      "and table it (best point per method on validation)")
+    p.add_argument("config", nargs="?", default=None,
+                   help="YAML config (default: quickstart.yaml); its sweep.grid section, if any, is the grid")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a grid axis, e.g. --grid training.lr=1e-4,1e-5 (repeatable; every combination "
+                        "is a point; replaces the same key of sweep.grid)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value for every point, e.g. --set runner.backend=ray (repeatable)")
+    p.add_argument("--out", default=None, metavar="SWEEP_DIR",
+                   help="sweep directory (default: sweep.dir, else runs/<config name>_sweep)")
+    p.add_argument("--resume", default=None, metavar="SWEEP_DIR",
+                   help="continue an interrupted sweep in SWEEP_DIR with its saved config and grid")
+    p.set_defaults(handler="cfer.experiments.sweep:cli_sweep")
 
 
 def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="detect, crop and resize faces of a real data set")
-    p.add_argument("kind", choices=["cfee", "rafdb", "folder"])
+    p.add_argument("kind", choices=["cfee", "rafdb", "folder"], help="the data set's layout")
     p.add_argument("--root", required=True, help="the data set as obtained")
     p.add_argument("--out", default=None, help="where to write the cropped copy (default: ROOT_cropped)")
     p.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
@@ -53,15 +89,47 @@ def _add_prepare(sub) -> None:
 
 def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="rebuild plots and report.md of a run from its results.json")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a `cfer run` output folder (holding results.json)")
     p.set_defaults(handler="cfer.experiments.report:cli_plot")
 
 
 def _add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="one table of summary metrics across run directories")
-    p.add_argument("run_dirs", nargs="+")
-    p.add_argument("--out", default=None, help="also write the table to this markdown/CSV file")
-    p.set_defaults(handler="cfer.experiments.report:cli_compare")
+    p = sub.add_parser("compare", help="summary table and paired statistics of methods across run "
+                                        "directories (text, markdown, CSV, LaTeX)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories of `cfer run` (each holding a results.json)")
+    p.add_argument("--out", action="append", default=[], metavar="FILE",
+                   help="also write to FILE: .md (summary + paired tables), .csv (summary, fractions) "
+                        "or .tex (booktabs table with significance markers); repeatable")
+    p.add_argument("--reference", default=None, metavar="METHOD",
+                   help="method the paired tests and LaTeX markers compare against "
+                        "(default: kd_psmr when present, else the first method)")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="paired statistics for every pair of methods, not only against the reference")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="table runs of different data sets, experience counts or protocols anyway, "
+                        "each row marked with its setting (default: refuse)")
+    p.add_argument("--tables", choices=("both", "summary", "paired"), default="both",
+                   help="which tables the terminal and .md get: the summary, the paired statistics, "
+                        "or both (default)")
+    p.set_defaults(handler="cfer.experiments.compare:cli_compare")
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="Grad-CAM of a finished run: how compound classes reuse the "
+                                       "basic features, step by step (needs cfer[explain])")
+    p.add_argument("run_dir", help="a `cfer run` output folder with saved models (output.save_models)")
+    p.add_argument("--method", dest="methods", action="append", default=None, metavar="M",
+                   help="explain this method only (repeatable; default: every method of the run)")
+    p.add_argument("--step", default="all", metavar="all|N",
+                   help="score the compound maps after every step (all, default) or after step N, "
+                        "besides the step that learnt each class and the last step")
+    p.add_argument("--images", type=int, default=4, metavar="K",
+                   help="test faces per compound class (default 4)")
+    p.add_argument("--layer", default=None, metavar="PATH",
+                   help="Grad-CAM layer, a dotted module path in the model (default: the model registry's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the run's runner.device)")
+    p.set_defaults(handler="cfer.experiments.explain:cli_explain")
 
 
 def _add_bench(sub) -> None:
@@ -69,19 +137,28 @@ def _add_bench(sub) -> None:
     p.add_argument("--device", default=None, choices=["cuda", "cpu"], help="default: cuda if available")
     p.add_argument("--model", default=None,
                    help="backbone (default: small_cnn on CPU, resnet50_paper on GPU)")
-    p.add_argument("--batch-size", type=int, action="append", default=None, dest="batch_sizes")
+    p.add_argument("--batch-size", type=int, action="append", default=None, dest="batch_sizes",
+                   metavar="N",
+                   help="training batch size to time (repeatable; default: 32 on CPU, 32 and 256 on CUDA)")
     p.add_argument("--precision", action="append", default=None, dest="precisions",
-                   choices=["fp32", "bf16", "fp16"])
+                   choices=["fp32", "bf16", "fp16"],
+                   help="numeric precision to time (repeatable; default: fp32 on CPU, fp32 and bf16 on CUDA)")
     p.add_argument("--compile", action="append", default=None, dest="compiles",
-                   choices=["false", "default", "reduce-overhead"])
+                   choices=["false", "default", "reduce-overhead"],
+                   help="torch.compile mode to time (repeatable; default: false)")
+    p.add_argument("--path", default=None, choices=["run", "train"],
+                   help="run: one kd_psmr step as `cfer run` runs it; train: training epochs (default)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="interleaved timed repeats per path (default 5)")
     p.add_argument("--json", default=None, dest="json_out", help="also write the table as JSON records")
     p.set_defaults(handler="cfer.experiments.bench:cli_bench")
 
 
 def cli_run(args) -> int:
     """``cfer run``: run the config's phase into its run directory, then report it."""
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config import load_config, resolve_config_path
     from cfer.experiments.context import default_run_dir
+    from cfer.experiments.validate import check_config
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -92,42 +169,137 @@ def cli_run(args) -> int:
             raise ValueError("--resume takes the config saved in the run directory; drop CONFIG")
         cfg = load_config(cfg_path, args.overrides)
     else:
-        cfg = load_config(args.config, args.overrides)
+        cfg_path = resolve_config_path(args.config)
+        cfg = load_config(cfg_path, args.overrides)
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    check_config(cfg, where=str(cfg_path), paths=True)  # the files it names, before any data
     module, func = PHASE_RUNNERS[cfg.phase].split(":")
-    results = getattr(import_module(module), func)(cfg, run_dir, resume=bool(args.resume))
+    from cfer.experiments import lock
+
+    with lock.acquire(run_dir) as held:  # one `cfer run` per run directory
+        try:
+            results = getattr(import_module(module), func)(cfg, run_dir, resume=bool(args.resume))
+        except KeyboardInterrupt:
+            print(interrupted_line(run_dir, held.info()), file=sys.stderr)
+            return 130
+        try:
+            return report_run(cfg, run_dir, results)
+        except KeyboardInterrupt:
+            print(f"interrupted while writing the report: every run is saved; `cfer plot {run_dir}` "
+                  "writes report.md and plots/", file=sys.stderr)
+            return 130
+
+
+def interrupted_line(run_dir: Path, plan: dict) -> str:
+    """What Ctrl-C leaves: how many runs are saved of how many, and how to continue."""
+    from cfer.experiments.context import read_results, saved_count
+
+    if not (run_dir / "config.yaml").is_file():
+        return "interrupted before the run started: nothing saved"
+    try:
+        n = saved_count(read_results(run_dir))
+    except (FileNotFoundError, ValueError):
+        n = 0
+    what = plan.get("what", "runs")
+    of = f" of {plan['planned']}" if plan.get("planned") is not None else ""
+    return f"interrupted: {n}{of} {what} saved; continue with cfer run --resume {run_dir}"
+
+
+def report_run(cfg, run_dir: Path, results: dict) -> int:
+    """The end of ``cfer run``: report.md and plots (``output.plots``), the summary table with
+    what the data set lacked, and the failed runs, if any."""
+    from cfer.experiments.dataset_notes import dataset_notes
     from cfer.experiments.report import format_summary_table, write_report
 
-    if cfg.output.plots:
-        write_report(run_dir)
-    print(format_summary_table(results))
-    print(f"\nwrote {run_dir}/: results.json, metrics.csv, report.md, plots/, logs/")
+    failed = results.get("failed_runs") or []
+    if not failed or any(b.get("runs") for b in results.get("methods", {}).values()):
+        if cfg.output.plots:
+            print(f"writing report.md and plots/ of {run_dir}", flush=True)
+            write_report(run_dir)
+        print(format_summary_table(results))
+        for note in dataset_notes(results.get("dataset") or {}):
+            print(f"note: {note}")
+        files = "results.json, metrics.csv, " + ("report.md, plots/, " if cfg.output.plots else "") + "logs/"
+        later = "" if cfg.output.plots else f" (output.plots: false; `cfer plot {run_dir}` writes report.md)"
+        print(f"\nwrote {run_dir}/: {files}{later}")
+        if cfg.evaluation.gradcam and cfg.phase == "continual" and not failed:
+            from cfer.experiments.explain import explain
+
+            entry = explain(run_dir, images=cfg.evaluation.gradcam_images)
+            print(f"Grad-CAM ({entry['seconds']:.1f} s): results.json (gradcam), plots/gradcam/, report.md")
+    if failed:
+        print(failure_summary(results, run_dir=run_dir), file=sys.stderr)
+        return 1
     return 0
+
+
+def failure_summary(results: dict, *, run_dir: Path) -> str:
+    """One line naming the failed runs of ``results`` (``failed_runs``) and what to do."""
+    failed = results["failed_runs"]
+    total = len(failed) + sum(len(b.get("runs", [])) for b in results.get("methods", {}).values())
+    names = "; ".join(f"{f['run']} ({f['error']})" for f in failed)
+    return (f"cfer run: error: {len(failed)} of {total} runs failed: {names}; their errors are in "
+            f"{run_dir / 'results.json'} (failed_runs); `cfer run --resume {run_dir}` runs them again")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cfer",
         description="Continual learning of compound facial expressions (Avalanche).")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and a traceback with every error")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_synth, _add_prepare, _add_plot, _add_compare, _add_bench):
+    for add in (_add_run, _add_sweep, _add_synth,
+                _add_prepare, _add_plot, _add_compare, _add_bench, _add_explain):
         add(sub)
     return parser
 
 
+def _version() -> str:
+    from cfer import __version__
+
+    return __version__
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: files complete, one line
+
+
 def main(argv: list[str] | None = None) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)  # library warnings go through logging, above the progress bars
+    on_term = signal.getsignal(signal.SIGTERM)
+    catch_term = on_term is signal.SIG_DFL and threading.current_thread() is threading.main_thread()
+    if catch_term:
+        signal.signal(signal.SIGTERM, _terminate)
     module, func = args.handler.split(":")
     try:
-        return int(getattr(import_module(module), func)(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        # User errors (bad config, missing data, bad labels) are one line, no traceback.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        with logging_redirect_tqdm():
+            return int(getattr(import_module(module), func)(args) or 0)
+    except KeyboardInterrupt:
+        print(f"cfer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, OSError, ImportError) as e:  # ImportError: a missing extra
+        # User errors (bad config, missing data, bad labels, an output path that cannot be
+        # written) are one line, no traceback (-v shows it).
+        if args.verbose:
+            raise
+        if isinstance(e, KeyError) and e.args:
+            msg = e.args[0]
+        elif isinstance(e, OSError) and e.strerror:  # raised by the OS: the path and the reason
+            msg = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+        else:
+            msg = e
         print(f"cfer {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        if catch_term:
+            signal.signal(signal.SIGTERM, on_term)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ class BenchmarkConfig:
     valid_fraction: float = 0.1  # data sets with an official train/test split only
     compounds: list[str] | None = None  # restrict to these compound classes (default: all)
     augment: AugmentSection = field(default_factory=AugmentSection)
+    # Run on a data set that lacks some of its expected classes (a basic expression, one of its
+    # compounds), reported in the summary and report.md; false: such a data set is an error
+    partial_taxonomy: bool = False
 
     def validate(self, *, where: str) -> None:
         if self.image_size < 16:
@@ -155,18 +158,59 @@ class EvaluationConfig:
     wandb: bool = False  # also log to Weights & Biases
     wandb_project: str = "cfer"
     confusion_matrix: bool = True  # Avalanche's stream confusion matrix metric
+    # Also score each run's final model on the validation subjects of every experience
+    # (results.json: runs[].final_valid_accuracy; protocol heldout only). `cfer sweep` turns
+    # it on to pick the best grid point on validation, never on the test subjects.
+    final_validation: bool = False
+    # Grad-CAM at the end of `cfer run` (as `cfer explain RUN_DIR` does; needs output.save_models
+    # and captum: pip install "cfer[explain]"), on this many test faces per compound class
+    gradcam: bool = False
+    gradcam_images: int = 4
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     dir: str | None = None  # run directory (default runs/<name>)
     plots: bool = True
+    # State dicts after every step (models/<method>/<run>/stepNN.pt, listed in results.json under
+    # runs[].models; what `cfer explain` reloads): none; first: each method's first run only
+    # (order 0, first fold and seed; small_cnn at 32 px: about 1.6 MB a step, 130 MB for the
+    # quickstart); all: every run
+    save_models: Literal["none", "first", "all"] = "first"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """``runner.backend: ray``: every run (and every shared basic model) is a Ray task
+    (experiments/backends/ray_tasks.py; https://docs.ray.io/en/latest/ray-core/tasks.html)."""
+
+    address: str | None = None  # None: start a local Ray; "auto" or "HOST:PORT": join that cluster
+    gpus_per_run: float | None = None  # GPUs a run holds (0.25: four runs share a GPU); None: 1 if the
+    #                                    cluster has GPUs and runner.device is not cpu, else 0
+    cpus_per_run: float = 1.0  # CPUs a run holds (also its torch thread count, at least 1)
+    resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources a run holds
+    max_retries: int = 3  # times Ray reruns a task whose worker died (Ray's default: 3)
+
+    def validate(self, *, where: str) -> None:
+        if self.gpus_per_run is not None and self.gpus_per_run < 0:
+            raise ConfigError(f"{where}: key 'runner.ray.gpus_per_run' must be >= 0, got {self.gpus_per_run}")
+        if self.gpus_per_run is not None and self.gpus_per_run > 1 and self.gpus_per_run % 1:
+            raise ConfigError(f"{where}: key 'runner.ray.gpus_per_run' above 1 must be a whole number, "
+                              f"got {self.gpus_per_run}")
+        if self.cpus_per_run <= 0:
+            raise ConfigError(f"{where}: key 'runner.ray.cpus_per_run' must be > 0, got {self.cpus_per_run}")
+        if self.max_retries < 0:
+            raise ConfigError(f"{where}: key 'runner.ray.max_retries' must be >= 0, got {self.max_retries}")
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    jobs_per_device: int = 1
+    # Where runs execute: local (one after another, in this process), processes (jobs_per_device
+    # spawned processes on one device), ray (Ray tasks on a laptop, a multi-GPU node or a cluster).
+    backend: Literal["local", "processes", "ray"] = "local"
+    jobs_per_device: int = 1  # processes: runs at once on the device (> 1 with backend local: processes)
+    ray: RayConfig = field(default_factory=RayConfig)
     progress: bool = True
     # Train experience 0 once per (method, fold, seed) and start every class order from it:
     # the basic block is the same in every order, so this is exact and saves (orders - 1)
@@ -177,6 +221,33 @@ class RunnerConfig:
         if self.jobs_per_device < 1:
             raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1, "
                               f"got {self.jobs_per_device}")
+        if self.backend == "ray" and self.jobs_per_device > 1:
+            raise ConfigError(f"{where}: key 'runner.jobs_per_device' is for backend processes; with "
+                              "backend ray set runner.ray.gpus_per_run (0.5: two runs per GPU)")
+
+    @property
+    def effective_backend(self) -> str:
+        """``backend``, with ``jobs_per_device > 1`` under ``local`` meaning ``processes``."""
+        return "processes" if self.backend == "local" and self.jobs_per_device > 1 else self.backend
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """``cfer sweep``: a grid of config values, each point run into its own directory
+    (experiments/sweep.py). ``cfer run`` ignores this section."""
+
+    # key -> values, e.g. {training.lr: [1.0e-4, 1.0e-5]}; the grid is every combination
+    # (``cfer sweep --grid KEY=V1,V2`` adds to it)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    dir: str | None = None  # the sweep directory (default runs/<name>_sweep)
+
+    def validate(self, *, where: str) -> None:
+        for key, values in self.grid.items():
+            if not values:
+                raise ConfigError(f"{where}: key 'sweep.grid.{key}' must list at least one value")
+            if key.split(".")[0] in ("sweep", "output", "runner"):
+                raise ConfigError(f"{where}: key 'sweep.grid.{key}': the grid sets experiment keys, "
+                                  f"not {key.split('.')[0]}.*")
 
 
 @dataclass(frozen=True)
@@ -194,6 +265,7 @@ class ExperimentConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def validate(self, *, where: str) -> None:
         known = available()
@@ -267,11 +339,19 @@ def resolve_config_path(name: str | Path | None) -> Path:
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
     """Load a YAML config over the defaults, then apply ``--set`` overrides."""
+    from cfer.experiments.validate import check_config
+
     path = resolve_config_path(path)
     data = read_yaml(path)
+    if not data:  # the dataclass defaults are not the quickstart: say so rather than run them
+        raise ConfigError(f"{path}: the config is empty; name what to run (see "
+                          f"{CONFIG_DIR / 'quickstart.yaml'}), or run `cfer run` alone for the quickstart")
+    data = {"name": path.stem, **data}  # a config without a name is named after its file
     for o in overrides:
         data = _deep_merge(data, parse_override(o))
-    return overlay(ExperimentConfig(), data, where=str(path))
+    cfg = overlay(ExperimentConfig(), data, where=str(path))
+    check_config(cfg, where=str(path))
+    return cfg
 
 
 def save_config(cfg: ExperimentConfig, path: Path) -> None:

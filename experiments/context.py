@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol, get_args, get_type_hints
 
 from cfer.atomic import atomic_write, atomic_write_json, atomic_write_text
+from cfer.experiments import environment as env
 from cfer.experiments.config import ExperimentConfig, save_config
 from cfer.experiments.configio import to_dict
 
@@ -51,6 +52,15 @@ def phase_of(results: dict) -> str:
     return phase
 
 
+def saved_count(results: dict) -> int:
+    """How many runs (few-shot steps for ``phase: fewshot``) a results dict holds."""
+    if not results:
+        return 0
+    if phase_of(results) == "fewshot":
+        return len((results.get("fewshot") or {}).get("records") or [])
+    return sum(len(b.get("runs") or []) for b in (results.get("methods") or {}).values())
+
+
 def read_results(run_dir: str | Path) -> dict:
     """results.json of ``run_dir`` as a dict; a one-line FileNotFoundError / ValueError
     naming the file otherwise."""
@@ -66,6 +76,7 @@ def read_results(run_dir: str | Path) -> dict:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(results, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
+    env.check_schema(results, where=str(path))
     return results
 
 
@@ -176,6 +187,15 @@ class RunContext:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self._data = data  # a DecodedDataset; None: read and decoded on first use
+        self.missing_classes: list[str] = []  # expected classes the data lacks (partial taxonomy)
+        self.resumes: list[dict] = []  # harmless config changes on resume (results.json: resumes)
+        self.active_bar = None  # the open progress bar (training reports its epochs on it)
+        self.lock = None  # the run directory's lock, from start()
+        # Models handed over by the caller, used by cached_model instead of the file at that
+        # path (a Ray task gets its shared basic model from the object store, not from disk).
+        self.given_models: dict[Path, dict] = {}
+        # The last session's FinalValidationPlugin (evaluation.final_validation), else None.
+        self.final_validation = None
 
     # -- data and benchmarks -----------------------------------------------------------------
     def data(self):
@@ -186,7 +206,19 @@ class RunContext:
             ds = read_dataset(self.cfg.dataset)
             self._data = decode(ds, image_size=self.cfg.benchmark.image_size,
                                 cache_dir=self.cfg.dataset.cache_dir)
+            self.missing_classes = self._check_taxonomy(self._data.dataset)
         return self._data
+
+    def _check_taxonomy(self, ds) -> list[str]:
+        """The expected classes ``ds`` lacks (allowed by ``benchmark.partial_taxonomy``, reported
+        in results.json and report.md); else a one-line error naming them."""
+        from cfer.experiments.validate import check_taxonomy
+
+        missing = check_taxonomy(self.cfg, class_counts=ds.class_counts(), name=ds.root or ds.name)
+        if missing:
+            log.warning("the data set has no image of %s; running without them "
+                        "(benchmark.partial_taxonomy: true)", ", ".join(missing))
+        return missing
 
     def benchmark(self, *, order: Sequence[str], fold: int, seed: int, shots: int | None = None,
                   shot_repeats: int = 1):
@@ -217,6 +249,10 @@ class RunContext:
         from cfer.experiments.evaluation import build_evaluator
 
         evaluator, collector, closers = build_evaluator(self.cfg.evaluation, info=bm.info, log_dir=log_dir)
+        if self.active_bar is not None:  # the epoch and loss on the run's progress bar
+            from cfer.experiments.progress import epoch_plugin
+
+            plugins = [*plugins, epoch_plugin(self.active_bar)]
         strategy = strategies.build(method, model=model, benchmark=bm,
                                     config=self.cfg.training_for(method),
                                     params=self.cfg.params_for(method), evaluator=evaluator,
@@ -239,6 +275,15 @@ class RunContext:
         model = build_model(self.cfg.model, n_classes=bm.info.n_basic)
         if state_dict is not None:
             model.load_state_dict(state_dict)
+        self.final_validation = None
+        if self.cfg.evaluation.final_validation and self.cfg.protocol.name == "heldout":
+            from cfer import strategies
+            from cfer.plugins.final_validation import FinalValidationPlugin
+
+            n = len(bm.train_stream)
+            self.final_validation = FinalValidationPlugin(bm.valid_stream[:n], last_experience=n - 1,
+                                                          offline=strategies.entry(method).offline)
+            plugins = [*plugins, self.final_validation]
         strategy, collector, closers = self.strategy(method, bm, model, device=device, log_dir=log_dir,
                                                      seed=seed, plugins=plugins)
         return Session(bm, model, strategy, collector, self.valid(bm), closers)
@@ -266,6 +311,8 @@ class RunContext:
         ``keys``); else ``train()``'s, saved there atomically first."""
         import torch
 
+        if reuse and path in self.given_models:
+            return self.given_models[path]
         if reuse and path.is_file():
             saved = torch.load(path, map_location="cpu", weights_only=True)
             if not keys <= saved.keys():
@@ -278,22 +325,72 @@ class RunContext:
 
     # -- the run directory -------------------------------------------------------------------
     def start(self, *, resume: bool) -> dict:
-        """Make the run directory and save the config there; returns the results already in
-        it when resuming ({} otherwise). Refuses to overwrite a run unless resuming."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        """Check the config, make and lock the run directory, and save the config there;
+        returns the results already in it when resuming ({} otherwise).
+
+        Before any data is read: the whole config is checked (:mod:`~cfer.experiments.validate`)
+        and the device resolved; the directory is locked for this process
+        (:mod:`~cfer.experiments.lock`; released when the context is collected, or by the
+        caller's own lock) and cleared of temporary files that killed writers left. Refuses
+        to overwrite a run unless resuming, and any config change that would change the
+        saved runs' numbers (:mod:`~cfer.experiments.resume`)."""
+        import weakref
+
+        from cfer.atomic import remove_stale_temporaries
+        from cfer.experiments import lock
+        from cfer.experiments.validate import check_config
+
+        check_config(self.cfg, where="config", paths=True)
+        self.device()
+        self.lock = lock.acquire(self.run_dir)
+        if self.lock.owned:
+            weakref.finalize(self, self.lock.release)
+        remove_stale_temporaries(self.run_dir)
         path = self.run_dir / RESULTS
         if not resume and path.exists():
             raise ValueError(f"{path}: a run is already here; use "
                              f"--resume {self.run_dir} to continue it, or another --out")
         existing = self.load_results() if resume else {}
+        self._check_saved_config(resume=resume, existing=existing)
         save_config(self.cfg, self.run_dir / "config.yaml")
         return existing
 
+    def _check_saved_config(self, *, resume: bool, existing: dict) -> None:
+        """Compare ``config.yaml`` of the run directory (if any) with this config: refuse a
+        change of results, record the harmless ones (``resumes`` of results.json)."""
+        from cfer.experiments.configio import overlay, read_yaml
+        from cfer.experiments.resume import check_same_experiment
+
+        saved_path = self.run_dir / "config.yaml"
+        self.resumes = list(existing.get("resumes") or [])
+        reused = any((self.run_dir / "basic").glob("*.pt"))  # what a new run would pick up
+        if not saved_path.is_file() or not (resume or reused):
+            return
+        saved = to_dict(overlay(ExperimentConfig(), read_yaml(saved_path), where=str(saved_path)))
+        n_saved = saved_count(existing)
+        changed = check_same_experiment(saved, to_dict(self.cfg), run_dir=self.run_dir, resume=resume,
+                                        n_saved=n_saved)
+        if changed:
+            log.info("%s: changed on resume: %s", self.run_dir,
+                     ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in changed.items()))
+            self.resumes.append({"changed": changed, "runs_saved_before": n_saved})
+
     def results_head(self) -> dict:
-        """The first keys of every results.json: the config and the data set read."""
+        """The first keys of every results.json: the schema version, the environment (versions,
+        commit, device, numerics; :mod:`~cfer.experiments.environment`), the config, a config
+        digest per method (with order, fold and seed it identifies a run) and the data set read."""
         d = self.data()
-        head = {"config": to_dict(self.cfg), "dataset": d.dataset.describe()}
+        t = self.cfg.training
+        head = {"schema_version": env.SCHEMA_VERSION,
+                "environment": env.environment(device=self.device(), numerics={
+                    "precision": t.precision, "channels_last": t.channels_last, "compile": t.compile}),
+                "config": to_dict(self.cfg), "config_digests": env.run_config_digests(self.cfg),
+                "dataset": d.dataset.describe()}
         head["dataset"]["unreadable_images"] = [list(f) for f in d.failed]
+        if self.missing_classes:
+            head["dataset"]["missing_classes"] = list(self.missing_classes)
+        if self.resumes:
+            head["resumes"] = self.resumes
         return head
 
     def load_results(self) -> dict:
@@ -314,11 +411,21 @@ class RunContext:
     def log_resume(self, done: int, total: int, what: str = "runs") -> None:
         log.info("resuming %s: %d of %d %s already done", self.run_dir, done, total, what)
 
+    def plan(self, *, done: int, total: int, what: str = "runs", resume: bool) -> None:
+        """Note the plan (``total`` runs, ``done`` of them already saved) in the run's lock
+        file, for ``cfer run``'s Ctrl-C message; log it when resuming."""
+        if self.lock is not None:
+            self.lock.note(planned=total, what=what)
+        if resume:
+            self.log_resume(done, total, what)
+
     def device(self):
         return resolve_device(self.cfg.runner.device)
 
     def progress(self, *, total: int, desc: str, unit: str):
-        """A tqdm bar (off with ``runner.progress: false``), removed when done."""
-        from tqdm import tqdm
+        """A tqdm bar (off with ``runner.progress: false``) that stays as the run's line when
+        done; strategies built while it is open show their experience, epoch and loss on it
+        (:mod:`~cfer.experiments.progress`)."""
+        from cfer.experiments.progress import run_bar
 
-        return tqdm(total=total, desc=desc, unit=unit, disable=not self.cfg.runner.progress, leave=False)
+        return run_bar(self, total=total, desc=desc, unit=unit, enabled=self.cfg.runner.progress)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cfer.experiments.backends import execute
 from cfer.experiments.config import ExperimentConfig
 from cfer.experiments.context import RunContext, add_in_plan_order, compound_classes, is_done, planned
 
@@ -100,6 +101,31 @@ class ContinualRunner:
         out = {**results, **done}
         self.ctx.write_results(out, self.metrics_csv(out))
 
+    def model_path(self, spec: RunSpec, step: int | None) -> Path | None:
+        """Where the state dict after ``step`` of ``spec`` is saved (``step`` None: the one model
+        of an offline method), or None when ``output.save_models`` keeps none for this run."""
+        keep = self.cfg.output.save_models
+        first = (spec.order_index, spec.fold, spec.seed) == (0, self.cfg.protocol.folds[0],
+                                                           self.cfg.protocol.seeds[0])
+        if keep == "none" or (keep == "first" and not first):
+            return None
+        return self.run_dir / "models" / spec.slug / ("final.pt" if step is None else f"step{step:02d}.pt")
+
+    def save_model(self, spec: RunSpec, step: int | None, model) -> str | None:
+        """Save ``model``'s state dict (CPU, atomically) after ``step``; its path relative to the
+        run directory (what results.json lists under ``runs[].models``)."""
+        import torch
+
+        from cfer.atomic import atomic_write
+        from cfer.experiments.context import state_to_cpu
+
+        path = self.model_path(spec, step)
+        if path is None:
+            return None
+        state = state_to_cpu(getattr(model, "_orig_mod", model))  # not torch.compile's wrapper
+        atomic_write(path, lambda f: torch.save(state, f))
+        return path.relative_to(self.run_dir).as_posix()
+
     def basic_path(self, spec: RunSpec) -> Path:
         return self.run_dir / "basic" / f"{spec.method}_fold{spec.fold}_seed{spec.seed}.pt"
 
@@ -122,6 +148,7 @@ class ContinualRunner:
         from cfer import strategies
         from cfer.metric_definitions import run_record
         from cfer.plugins.primer import PrimerPlugin
+        from cfer.plugins.speed.one_pass import one_pass
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
         offline = strategies.entry(spec.method).offline
@@ -134,9 +161,11 @@ class ContinualRunner:
         bm, strategy, valid = session.benchmark, session.strategy, session.valid
         info = bm.info
         steps = []
+        models: list[str | None] = []  # state dict saved after each step (output.save_models)
 
         def evaluate(i: int) -> None:
-            strategy.eval(bm.test_stream[: i + 1])
+            # One pass over the seen test data, split per experience (cfer.plugins.speed.one_pass).
+            strategy.eval(one_pass(bm.test_stream[: i + 1]))
             steps.append(session.collector.result())
             if progress:
                 progress.update(1)
@@ -149,14 +178,16 @@ class ContinualRunner:
                 for i in range(len(bm.train_stream)):
                     strategy.seen_class_mask.n_seen = info.n_basic + i
                     evaluate(i)
+                models = [self.save_model(spec, None, strategy.model)] * len(bm.train_stream)
             else:
                 for i, exp in enumerate(bm.train_stream):
                     if i == 0 and basic is not None:
                         # The strategy's after-experience-0 state, from the shared weights.
                         primer.prime(strategy, exp, state_dict=basic["state_dict"], model=session.model)
                     else:
-                        strategy.train(exp, eval_streams=[valid[: i + 1]])
+                        strategy.train(exp, eval_streams=[one_pass(valid[: i + 1])])
                     evaluate(i)
+                    models.append(self.save_model(spec, i, strategy.model))
         rec = {"order": list(spec.order), "fold": spec.fold, "seed": spec.seed,
                "order_index": spec.order_index}
         rec.update(run_record(step_predictions=steps, n_basic=info.n_basic,
@@ -169,6 +200,8 @@ class ContinualRunner:
         memory = memory_record(strategy)
         if memory:
             rec["memory"] = memory
+        if any(models):
+            rec["models"] = models
         return self.extend_record(rec)
 
     # -- all runs ----------------------------------------------------------------------------
@@ -182,8 +215,7 @@ class ContinualRunner:
             if m in results["methods"]:
                 results["methods"][m]["runs"] = planned(block.get("runs", []), per_method[m])
         todo = [s for s in specs if not is_done(s, results["methods"][s.method]["runs"])]
-        if resume:
-            ctx.log_resume(len(specs) - len(todo), len(specs))
+        ctx.plan(done=len(specs) - len(todo), total=len(specs), resume=resume)
         device = ctx.device()
 
         def record(spec: RunSpec, rec: dict) -> None:
@@ -191,64 +223,20 @@ class ContinualRunner:
             self.write_results(results)
             log.info("%s: final accuracy %.3f", spec.label, rec["step_accuracy"][-1])
 
-        if cfg.runner.jobs_per_device > 1 and len(todo) > 1:
-            self._run_parallel(todo, device=device, record=record)
-        else:
-            n_steps = 1 + len(specs[0].order) if specs else 0
-            for k, spec in enumerate(todo, 1):
-                with ctx.progress(total=n_steps, desc=f"[{k}/{len(todo)}] {spec.label}", unit="exp") as bar:
-                    rec = self.run_one(spec, device=device, progress=bar)
-                record(spec, rec)
+        def fail(spec: RunSpec, error: str) -> None:
+            failed.append({"run": spec.label, "method": spec.method, "order_index": spec.order_index,
+                           "order": list(spec.order), "fold": spec.fold, "seed": spec.seed, "error": error})
+            failed.sort(key=lambda f: next(i for i, s in enumerate(specs) if s.label == f["run"]))
+            results["failed_runs"] = failed
+            self.write_results(results)
+            log.error("%s failed: %s", spec.label, error)
+
+        # Runs that failed in this session (processes and ray backends: the others go on);
+        # results.json lists them under failed_runs, and --resume runs them again.
+        failed: list[dict] = []
+        execute(cfg.runner.effective_backend, self, todo, device=device, record=record, fail=fail)
         self.write_results(results)
         return ctx.load_results()
-
-    def _run_parallel(self, todo: list[RunSpec], *, device, record) -> None:
-        """``runner.jobs_per_device`` runs at once, each in its own spawned process.
-
-        Processes, not threads: random state, autocast and CUDA graphs are
-        per process. Shared basic models are trained first, here, so that no
-        two workers train the same one; workers return records and only this
-        process writes results (in plan order, so resume works unchanged).
-        """
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        from cfer import strategies
-
-        jobs = self.cfg.runner.jobs_per_device
-        if self.cfg.runner.share_basic:
-            for spec in todo:
-                if not strategies.entry(spec.method).offline:
-                    self.basic_state(spec, device=device)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init,
-                                 initargs=(type(self), self.cfg, self.run_dir, str(device), jobs)) as pool:
-            futures = {pool.submit(_worker_run, spec): spec for spec in todo}
-            with self.ctx.progress(total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time",
-                                   unit="run") as bar:
-                for fut in as_completed(futures):
-                    record(futures[fut], fut.result())
-                    bar.update(1)
-
-
-# Spawned workers of ContinualRunner._run_parallel: top-level, so that spawn can import them.
-_WORKER: dict = {}
-
-
-def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int) -> None:
-    import os
-
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)
-    _WORKER.update(runner=runner_cls(cfg, run_dir), device=dev)
-
-
-def _worker_run(spec: RunSpec) -> dict:
-    return _WORKER["runner"].run_one(spec, device=_WORKER["device"])
 
 
 def memory_record(strategy) -> list[dict]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from cfer import metric_definitions as M
 from cfer.atomic import atomic_write_text
+from cfer.experiments import explain_report, stats
+from cfer.experiments.dataset_notes import unreadable_list
 from cfer.experiments.plots import PlotConfig, plot_all, slug
 from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
 
@@ -26,6 +28,9 @@ HEADERS: dict[str, str] = {
     "bwt": "BWT",
     "basic_accuracy_final": "basic acc (final)",
 }
+
+#: report.md's paired table compares this method with each other one (cfer.experiments.stats).
+PAIRED_REFERENCE = "kd_psmr"
 
 METRIC_NOTES = """\
 All values in percent, mean ± sample std (number of runs); runs are class orders x folds x seeds.
@@ -113,13 +118,19 @@ def _dataset_section(results: Mapping) -> list[str]:
     if not ds:
         return lines + ["(results.json has no dataset description)", ""]
     facts = [("name", ds.get("name")), ("images", ds.get("n_images")), ("subjects", ds.get("n_subjects")),
-             ("location", ds.get("root")), ("unreadable images skipped", ds.get("skipped") or None)]
+             ("location", ds.get("root")), ("listed images missing, skipped", ds.get("skipped") or None)]
     lines += [f"- {k}: {v}" for k, v in facts if v is not None]
     counts = ds.get("class_counts") or {}
     names = ds.get("class_names") or list(counts)
     if names:
         lines.append(f"- {len(names)} classes: " + ", ".join(
             f"{c} ({counts[c]})" if c in counts else c for c in names))
+    if ds.get("missing_classes"):
+        lines.append(f"- **partial taxonomy** (benchmark.partial_taxonomy: true): no image of "
+                     f"{', '.join(ds['missing_classes'])}; these classes are not in the stream")
+    if ds.get("unreadable_images"):
+        lines.append(f"- **{len(ds['unreadable_images'])} unreadable image(s) left out**:")
+        lines += unreadable_list(ds)
     runs = [r for entry in results["methods"].values() for r in entry["runs"]]
     orders = {tuple(r.get("order") or ()) for r in runs}
     folds = sorted({r.get("fold") for r in runs if r.get("fold") is not None})
@@ -176,8 +187,11 @@ def render_report(results: Mapping, plots: Mapping[str, list[Path]], run_dir: Pa
         lines += ["Configuration: [config.yaml](config.yaml). Logs: `logs/`.", ""]
     lines += _dataset_section(results)
     lines += ["## Summary", "", markdown_summary_table(results), "", METRIC_NOTES, ""]
+    lines += stats.markdown_section({m: e["runs"] for m, e in results["methods"].items()},
+                                    reference=PAIRED_REFERENCE, names=HEADERS)
     lines += _final_step_section(results)
     lines += _speed_section(results)
+    lines += explain_report.markdown_section(results)  # after `cfer explain`
     lines += ["## All methods", ""]
     for p in plots["all"]:
         lines += [image_link(p, run_dir, p.stem.replace("_", " ")), ""]

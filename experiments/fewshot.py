@@ -230,8 +230,7 @@ class FewShotRunner:
         block["records"] = planned(old.get("records", []), specs)
         block["basic_models"] = list(old.get("basic_models", []))
         todo = [s for s in specs if not is_done(s, block["records"])]
-        if resume:
-            ctx.log_resume(len(specs) - len(todo), len(specs), "few-shot steps")
+        ctx.plan(done=len(specs) - len(todo), total=len(specs), what="few-shot steps", resume=resume)
         device = ctx.device()
         groups: dict[tuple[int, int], list[FewShotSpec]] = {}
         for s in todo:
