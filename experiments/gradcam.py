@@ -35,6 +35,10 @@ def load_model(model_cfg, state_dict: dict, *, device, where: str):
     ``weights: none``: nothing is downloaded."""
     from cfer.strategies.models import build_model
 
+    means = state_dict.get(NCM_MEANS)
+    if means is not None:  # iCaRL (Avalanche's TrainEvalModel): train_classifier is our head
+        state_dict = {("classifier" + k[len("train_classifier"):] if k.startswith("train_classifier.")
+                       else k): v for k, v in state_dict.items() if not k.startswith("eval_classifier.")}
     key = "classifier.linear.weight"
     if key not in state_dict:
         raise ValueError(f"{where}: not a CLModel state dict (no {key})")
@@ -45,7 +49,35 @@ def load_model(model_cfg, state_dict: dict, *, device, where: str):
     except RuntimeError as e:
         raise ValueError(f"{where}: does not fit model {model_cfg.name} "
                          f"({str(e).splitlines()[0]})") from None
+    if means is not None:
+        model = nearest_mean_model(model.feature_extractor, means)
     return model.float().to(device).eval().requires_grad_(False)
+
+
+#: Where an iCaRL state dict keeps its class means (Avalanche's NCMClassifier buffer).
+NCM_MEANS = "eval_classifier.class_means"
+
+
+def nearest_mean_model(feature_extractor, class_means):
+    """iCaRL as it predicts: the negative distance of the L2-normalised features to each class
+    mean (Rebuffi et al., CVPR 2017, nearest-mean-of-exemplars). Written here because Avalanche's
+    ``NCMClassifier.forward`` runs under ``torch.no_grad``, and Grad-CAM needs its gradient; the
+    module keeps ``feature_extractor`` at the top, so the registry's layer paths hold."""
+    import torch
+    from torch import nn
+
+    class NearestMean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.feature_extractor = feature_extractor
+            self.register_buffer("class_means", class_means.detach().clone())
+
+        def forward(self, x):
+            f = self.feature_extractor(x)
+            f = f / f.norm(dim=1, keepdim=True)
+            return -torch.cdist(f, self.class_means.to(f.dtype))
+
+    return NearestMean()
 
 
 def target_layer(model, path: str):

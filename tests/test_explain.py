@@ -297,3 +297,32 @@ def test_without_captum_explain_names_the_extra(explained_run, monkeypatch, caps
     assert _cfer("explain", str(out)) == 2
     err = capsys.readouterr().err
     assert 'pip install "cfer[explain]"' in err and err.count("\n") == 1
+
+
+def test_an_icarl_model_is_explained_through_its_nearest_mean_classifier():
+    """iCaRL predicts with the nearest class mean, not its training head: the reloaded model
+    must score as Avalanche's NCMClassifier does, and still have a gradient for Grad-CAM."""
+    import torch
+    from avalanche.models import NCMClassifier
+
+    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.strategies.models import ModelConfig, build_model
+    from cfer.strategies.models.registry import model_entry
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="small_cnn", image_size=32)
+    net = build_model(cfg, n_classes=4)
+    width = net.classifier.linear.weight.shape[1]
+    means = torch.nn.functional.normalize(torch.randn(4, width), dim=1)
+    state = {f"feature_extractor.{k}": v for k, v in net.feature_extractor.state_dict().items()}
+    state.update({f"train_classifier.{k}": v for k, v in net.classifier.state_dict().items()},
+                 **{"eval_classifier.class_means": means})
+    model = load_model(cfg, state, device=torch.device("cpu"), where="icarl step03.pt")
+    x = torch.randn(5, 3, 32, 32)
+    ncm = NCMClassifier()
+    ncm.update_class_means_dict({c: means[c] for c in range(4)})
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x), ncm(net.feature_extractor(x)), atol=1e-5)
+    maps = gradcam(model, x, [0, 1, 2, 3, 0], layer=model_entry("small_cnn").gradcam_layer)
+    assert maps.shape == (5, 32, 32) and np.isfinite(maps).all() and maps.std() > 0
