@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfer.atomic import atomic_write
+from cfer.core.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cfer.atomic import atomic_write_path
+from cfer.core.atomic import atomic_write_path
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfer.atomic import atomic_write_text
+from cfer.core.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

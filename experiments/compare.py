@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfer import metric_definitions as M
-from cfer.atomic import atomic_write_text
+from cfer.core import metric_definitions as M
+from cfer.core.atomic import atomic_write_text
 from cfer.experiments import environment as env
 from cfer.experiments import latex, stats
 from cfer.experiments.context import phase_of

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cfer.benchmarks.placement import FastDataConfig
-from cfer.experiments.configio import ConfigError, overlay, parse_override, read_yaml, to_dict
+from cfer.core.typed import ConfigError, overlay, parse_override, read_yaml, to_dict
 from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.params import StrategyParams, check_keys
@@ -357,6 +357,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
 def save_config(cfg: ExperimentConfig, path: Path) -> None:
     import yaml
 
-    from cfer.atomic import atomic_write_text
+    from cfer.core.atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

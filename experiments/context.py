@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, get_args, get_type_hints
 
-from cfer.atomic import atomic_write, atomic_write_json, atomic_write_text
+from cfer.core.atomic import atomic_write, atomic_write_json, atomic_write_text
+from cfer.core.typed import to_dict
 from cfer.experiments import environment as env
 from cfer.experiments.config import ExperimentConfig, save_config
-from cfer.experiments.configio import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ class RunContext:
         saved runs' numbers (:mod:`~cfer.experiments.resume`)."""
         import weakref
 
-        from cfer.atomic import remove_stale_temporaries
+        from cfer.core.atomic import remove_stale_temporaries
         from cfer.experiments import lock
         from cfer.experiments.validate import check_config
 
@@ -358,7 +358,7 @@ class RunContext:
     def _check_saved_config(self, *, resume: bool, existing: dict) -> None:
         """Compare ``config.yaml`` of the run directory (if any) with this config: refuse a
         change of results, record the harmless ones (``resumes`` of results.json)."""
-        from cfer.experiments.configio import overlay, read_yaml
+        from cfer.core.typed import overlay, read_yaml
         from cfer.experiments.resume import check_same_experiment
 
         saved_path = self.run_dir / "config.yaml"

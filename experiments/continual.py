@@ -83,7 +83,7 @@ class ContinualRunner:
 
     def method_block(self, runs: list[dict]) -> dict:
         """A method's entry of results.json: its runs and their summary."""
-        from cfer.metric_definitions import summarize_runs
+        from cfer.core.metric_definitions import summarize_runs
 
         return {"runs": runs, "summary": summarize_runs(runs)}
 
@@ -116,7 +116,7 @@ class ContinualRunner:
         run directory (what results.json lists under ``runs[].models``)."""
         import torch
 
-        from cfer.atomic import atomic_write
+        from cfer.core.atomic import atomic_write
         from cfer.experiments.context import state_to_cpu
 
         path = self.model_path(spec, step)
@@ -146,7 +146,7 @@ class ContinualRunner:
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from cfer import strategies
-        from cfer.metric_definitions import run_record
+        from cfer.core.metric_definitions import run_record
         from cfer.plugins.primer import PrimerPlugin
         from cfer.plugins.speed.one_pass import one_pass
         from cfer.plugins.speed.throughput import ThroughputPlugin

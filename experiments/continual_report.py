@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from cfer import metric_definitions as M
-from cfer.atomic import atomic_write_text
+from cfer.core import metric_definitions as M
+from cfer.core.atomic import atomic_write_text
 from cfer.experiments import explain_report, stats
 from cfer.experiments.dataset_notes import unreadable_list
 from cfer.experiments.plots import PlotConfig, plot_all, slug

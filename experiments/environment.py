@@ -64,7 +64,7 @@ def run_config_digests(cfg) -> dict[str, str]:
     """``{method: config_digest}`` of an ExperimentConfig's methods."""
     import dataclasses
 
-    from cfer.experiments.configio import to_dict
+    from cfer.core.typed import to_dict
 
     config = to_dict(cfg)
     return {m: config_digest(config, method=m, training=dataclasses.asdict(cfg.training_for(m)),

@@ -9,7 +9,7 @@ faces per compound class, it draws and scores:
 - the model's Grad-CAM for the compound class after the step that learnt it, after each later
   step (``--step all``, the default, or one step ``N``) and after the last step.
 
-Scores (:mod:`cfer.attribution_scores`), mean ± std over the faces, per class and step, go
+Scores (:mod:`cfer.core.attribution_scores`), mean ± std over the faces, per class and step, go
 into ``results.json`` under ``gradcam`` and into report.md:
 
 - component overlap: Pearson correlation and top-20%-mass IoU between the compound map and
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cfer import attribution_scores as S
-from cfer.metric_definitions import mean_std
+from cfer.core import attribution_scores as S
+from cfer.core.metric_definitions import mean_std
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
             plots: bool = True) -> dict:
     """Grad-CAM of the run in ``run_dir`` (module docstring); returns results.json's ``gradcam``
     entry, also written there, with the grids under ``plots/gradcam/`` and report.md redrawn."""
-    from cfer.atomic import atomic_write_json
+    from cfer.core.atomic import atomic_write_json
     from cfer.experiments.config import load_config
     from cfer.experiments.context import RunContext, phase_of, read_results, resolve_device
     from cfer.experiments.gradcam import require_captum

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cfer import attribution_scores as S
-from cfer.atomic import atomic_write_bytes
+from cfer.core import attribution_scores as S
+from cfer.core.atomic import atomic_write_bytes
 from cfer.experiments.plots import PlotConfig, slug
 
 CMAP = "jet"  # the usual Grad-CAM palette (Selvaraju et al. 2017)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfer.atomic import atomic_write_text
+from cfer.core.atomic import atomic_write_text
 from cfer.experiments import continual_report
 from cfer.experiments.fscil import FSCIL_METRICS, fscil_summary
 from cfer.experiments.plots import (

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfer.atomic import atomic_write_bytes
+from cfer.core.atomic import atomic_write_bytes
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cfer.experiments.configio import ConfigError
+from cfer.core.typed import ConfigError
 
 #: Keys (and sections) whose change leaves every number as it is: progress bars, where
 #: and how many at a time the runs execute, logging, plots, the output folder. A device

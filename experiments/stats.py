@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfer import metric_definitions as M
+from cfer.core import metric_definitions as M
 from cfer.experiments.tables import markdown_table
 
 #: The metrics compared pair by pair (keys of ``metric_definitions.run_scalars``).

@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfer import metric_definitions as M
-from cfer.atomic import atomic_write_json, atomic_write_text
+from cfer.core import metric_definitions as M
+from cfer.core.atomic import atomic_write_json, atomic_write_text
+from cfer.core.typed import ConfigError, overlay, parse_override
 from cfer.experiments.config import ExperimentConfig, load_config, save_config
-from cfer.experiments.configio import ConfigError, overlay, parse_override
 from cfer.experiments.tables import aligned_table, format_cell, markdown_table
 
 log = logging.getLogger(__name__)

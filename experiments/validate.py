@@ -6,7 +6,7 @@ misspelt model or an impossible fold fails in a second with one line naming the 
 and the file, not after minutes of data generation. What only the data can tell
 (which classes it holds) is :func:`check_taxonomy`, run right after the data set is read.
 
-Everything here raises :class:`~cfer.experiments.configio.ConfigError` (a ValueError).
+Everything here raises :class:`~cfer.core.typed.ConfigError` (a ValueError).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cfer.experiments.configio import ConfigError
+from cfer.core.typed import ConfigError
 
 #: Limits of the synthetic generator (``cfer.benchmarks.synthfaces.write_synthetic``
 #: checks them too, after the fact and without the key): CFEE's file names have a

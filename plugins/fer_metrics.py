@@ -6,7 +6,7 @@ confusion), and ``class_accuracy_metrics`` calls ``.item()`` per sample. Here
 one :class:`FERPredictionCollector` keeps each eval mini-batch's targets and
 arg-max predictions as tensors on the model's device, moves them to the CPU
 once per stream, and every metric computes its value with the definitions of
-``cfer.metric_definitions`` in ``after_eval``, so Avalanche loggers (text,
+``cfer.core.metric_definitions`` in ``after_eval``, so Avalanche loggers (text,
 TensorBoard, ``EvaluationPlugin.get_last_metrics``) receive them under names
 like ``StepAcc_Stream/eval_phase/test_stream``.
 
@@ -32,7 +32,7 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from cfer import metric_definitions as M
+from cfer.core import metric_definitions as M
 
 
 class EvalPredictions(NamedTuple):
@@ -50,7 +50,7 @@ class FERPredictionCollector(PluginMetric[EvalPredictions]):
     """Collects (y_true, y_pred, experience id) over the last eval stream; emits nothing.
 
     The runner reads :meth:`result` after ``strategy.eval(test_stream[:i+1])``
-    to fill row i of the accuracy matrix (``cfer.metric_definitions.run_record``)
+    to fill row i of the accuracy matrix (``cfer.core.metric_definitions.run_record``)
     without a second pass over the data.
     """
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cfer import metric_definitions as M
+from cfer.core import metric_definitions as M
 from cfer.experiments import compare, latex, stats
 from cfer.experiments import environment as env
 

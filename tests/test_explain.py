@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from cfer import attribution_scores as S
+from cfer.core import attribution_scores as S
 
 # --- the scores (pure numpy) ------------------------------------------------------------------
 

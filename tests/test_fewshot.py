@@ -89,7 +89,7 @@ def test_too_many_shots_is_a_clear_error(tiny2):
 # --------------------------------------------------------------------------- metrics
 
 def test_fewshot_scores_by_hand():
-    from cfer.metric_definitions import fewshot_scores
+    from cfer.core.metric_definitions import fewshot_scores
 
     # 2 basic classes (0, 1), new class 2.
     y_true = np.array([0, 0, 1, 1, 2, 2, 2, 2])
@@ -103,7 +103,7 @@ def test_fewshot_scores_by_hand():
 
 
 def test_always_new_class_gets_full_recall_but_zero_harmonic_mean():
-    from cfer.metric_definitions import fewshot_scores, harmonic_mean
+    from cfer.core.metric_definitions import fewshot_scores, harmonic_mean
 
     y_true = np.array([0, 1, 2, 3, 4, 5, 6, 6, 6])
     s = fewshot_scores(y_true, np.full_like(y_true, 6), n_basic=6, new_class=6)
@@ -120,9 +120,9 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
     import torch
 
     from cfer import strategies
+    from cfer.core.metric_definitions import fewshot_scores
     from cfer.experiments.config import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
-    from cfer.metric_definitions import fewshot_scores
     from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
 
@@ -204,8 +204,8 @@ def test_fscil_fields_by_hand():
 # --------------------------------------------------------------------------- runners
 
 def _cfg(run_dir, **over):
+    from cfer.core.typed import overlay
     from cfer.experiments.config import ExperimentConfig, _deep_merge
-    from cfer.experiments.configio import overlay
 
     data = {"phase": "fewshot",
             "benchmark": {"image_size": 16, "n_folds": 3},

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import yaml
 
+from cfer.core.typed import ConfigError
 from cfer.experiments.cli import build_parser
 from cfer.experiments.cli import main as cfer
-from cfer.experiments.configio import ConfigError
 
 TINY = [
     "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=16", "benchmark.n_folds=3",
@@ -282,7 +282,7 @@ def test_an_output_path_under_a_file_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
 def test_result_files_get_the_umask_permissions(tmp_path, umask, mode):
-    from cfer.atomic import atomic_write_json, atomic_write_path
+    from cfer.core.atomic import atomic_write_json, atomic_write_path
 
     old = os.umask(umask)
     try:
@@ -295,7 +295,7 @@ def test_result_files_get_the_umask_permissions(tmp_path, umask, mode):
 
 
 def test_an_interrupted_write_leaves_no_temporary_file(tmp_path):
-    from cfer.atomic import atomic_write
+    from cfer.core.atomic import atomic_write
 
     def interrupted(f):
         f.write(b"half")

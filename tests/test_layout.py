@@ -54,7 +54,7 @@ def test_config_and_report_modules_load_without_torch():
     """cfer --help, config errors, cfer plot and cfer compare must not wait for torch and
     Avalanche (6 s on 2 CPU cores)."""
     code = ("import sys, cfer.experiments.config, cfer.experiments.report, cfer.experiments.cli, "
-            "cfer.benchmarks, cfer.strategies, cfer.metric_definitions; "
+            "cfer.benchmarks, cfer.strategies, cfer.core.metric_definitions; "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -77,5 +77,5 @@ def test_import_contracts_hold_and_catch_a_back_edge(tmp_path):
     taxonomy.write_text(taxonomy.read_text() + "\nfrom cfer.experiments import config  # back-edge\n")
     result = lint_imports.lint(broken)
     assert result.returncode != 0
-    assert "benchmarks -> plugins -> strategies -> experiments BROKEN" in result.stdout
+    assert "core -> benchmarks -> plugins -> strategies -> experiments BROKEN" in result.stdout
     assert "cfer.benchmarks.taxonomy -> cfer.experiments.config" in result.stdout

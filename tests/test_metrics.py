@@ -1,4 +1,4 @@
-"""Metric definitions (cfer.metric_definitions) on hand-made inputs, and the Avalanche FER
+"""Metric definitions (cfer.core.metric_definitions) on hand-made inputs, and the Avalanche FER
 plugin metrics."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from cfer import metric_definitions as M
+from cfer.core import metric_definitions as M
 
 # R[i][j]: accuracy on experience j after training experience i (T = 3).
 R3 = [[0.90, None, None],

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cfer import metric_definitions as M
+from cfer.core import metric_definitions as M
 from cfer.experiments import plots as P
 from cfer.experiments import report
 

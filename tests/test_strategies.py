@@ -363,8 +363,8 @@ def test_the_method_and_its_ablations_share_one_validated_params_dataclass(tiny_
 
 
 def test_config_sets_params_per_method_with_one_line_errors(tmp_path):
+    from cfer.core.typed import ConfigError
     from cfer.experiments.config import load_config
-    from cfer.experiments.configio import ConfigError
 
     p = tmp_path / "quick.yaml"
     p.write_text("strategies:\n  methods: [lwf, kd_psmr]\n  params: {lwf: {alpha: 2}}\n")

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from cfer.core.typed import ConfigError
 from cfer.experiments.cli import main as cfer
-from cfer.experiments.configio import ConfigError
 from cfer.experiments.sweep import best_points, grid_table, parse_grid
 from tests.test_runner import TINY
 

@@ -69,7 +69,7 @@ EXACT = 1e-9
 SAME_MACHINE_KEYS = ("cpu_model", "device.type", "device.cpu_capability", "threads", "packages.torch",
                      "packages.numpy", "packages.avalanche-lib", "packages.torchvision")
 #: What a run record keeps in the reference: enough to recompute every summary metric and
-#: the paired statistics (cfer.metric_definitions.run_scalars), and nothing heavy.
+#: the paired statistics (cfer.core.metric_definitions.run_scalars), and nothing heavy.
 RUN_KEYS = ("order", "fold", "seed", "order_index", "n_basic", "test_sizes", "accuracy_matrix",
             "step_accuracy")
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     run = _read(Path(args.run_dir) / "results.json")
     ref_path = Path(args.reference)
     if args.write:
-        from cfer.atomic import atomic_write_json
+        from cfer.core.atomic import atomic_write_json
 
         atomic_write_json(ref_path, reduce(run))
         print(f"wrote {ref_path}")
@@ -220,7 +220,7 @@ def _readme(readme: Path, *, update: bool) -> int:
     new, stale = refresh(readme)
     if update:
         if stale:
-            from cfer.atomic import atomic_write_text
+            from cfer.core.atomic import atomic_write_text
 
             atomic_write_text(readme, new)
         print(f"check_quickstart: {readme}: {len(stale)} generated block(s) regenerated")

@@ -1,6 +1,6 @@
 """Check the import-linter contracts of ``.importlinter`` against the ``cfer`` package.
 
-Why a copy: ``setup.py`` maps the top-level folders ``benchmarks/ plugins/
+Why a copy: ``setup.py`` maps the top-level folders ``core/ benchmarks/ plugins/
 strategies/ experiments/`` into ``cfer.*``; grimp (import-linter's graph
 builder) walks one package directory and cannot follow that mapping, so this
 lays the package out as it is installed (``cfer/benchmarks/...``) in a
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("benchmarks", "plugins", "strategies", "experiments")
+LAYERS = ("core", "benchmarks", "plugins", "strategies", "experiments")
 
 
 def installed_layout(dest: Path) -> Path:

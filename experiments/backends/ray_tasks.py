@@ -113,7 +113,7 @@ def gpus_per_run(configured: float | None, device: str) -> float:
 
 def worker_config(cfg):
     """``cfg`` with no DataLoader worker processes (no forks inside a Ray worker)."""
-    from cfer.experiments.configio import overlay
+    from cfer.core.typed import overlay
 
     overrides = {m: {**o, "num_workers": 0} for m, o in cfg.strategies.overrides.items()
                  if "num_workers" in o}
@@ -128,7 +128,7 @@ def execute(runner, todo, *, device, record, fail) -> None:
     import torch
 
     from cfer import strategies
-    from cfer.atomic import atomic_write
+    from cfer.core.atomic import atomic_write
 
     cfg, rc = runner.cfg, runner.cfg.runner.ray
     started = connect(rc.address)

@@ -1,6 +1,6 @@
 """Scores of attribution maps (Grad-CAM), pure numpy: one definition each.
 
-Below every layer, like :mod:`cfer.metric_definitions`, so that reports read the
+Below every layer, like :mod:`cfer.core.metric_definitions`, so that reports read the
 numbers without torch. A map is a non-negative (H, W) array (Grad-CAM after its
 ReLU); batches are (N, H, W). A map with no positive mass (the model found no
 evidence for the class), or NaN, has no defined score: NaN, left out of the means.
