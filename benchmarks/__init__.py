@@ -6,12 +6,12 @@ below import those only inside the functions that build a benchmark.
 
 from cfer.benchmarks import taxonomy
 from cfer.benchmarks.cache import load_images
-from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
 from cfer.benchmarks.dataset import FaceDataset, concat
-from cfer.benchmarks.folder import load_folder, parse_folder_spec
 from cfer.benchmarks.prepare import PrepareConfig, prepare_faces
-from cfer.benchmarks.rafce import load_rafce, load_rafce_stream
-from cfer.benchmarks.rafdb import load_rafdb, load_rafdb_stream
+from cfer.benchmarks.readers.cfee import load_cfee, parse_cfee_name
+from cfer.benchmarks.readers.folder import load_folder, parse_folder_spec
+from cfer.benchmarks.readers.rafce import load_rafce, load_rafce_stream
+from cfer.benchmarks.readers.rafdb import load_rafdb, load_rafdb_stream
 from cfer.benchmarks.scenario import StreamInfo, class_orders, compound_benchmark
 from cfer.benchmarks.splits import subject_folds
 from cfer.benchmarks.synthfaces import AU_TABLE, SyntheticConfig, synthetic, write_synthetic

@@ -7,7 +7,7 @@ units (AUs). Each basic and compound expression is a set of primary AUs plus
 optional secondary AUs (Du, Tao & Martinez 2014, Table 1, in :data:`AU_TABLE`),
 so a compound expression shares the AUs of its basic components. The output
 is ``<out>/<group>/Images<k>/EE_SSS_NNNN.jpg``, read by
-:func:`cfer.benchmarks.cfee.load_cfee` like the real CFEE. Results on it say
+:func:`cfer.benchmarks.readers.cfee.load_cfee` like the real CFEE. Results on it say
 nothing about real faces; it exists so that everything runs and is tested
 anywhere.
 
@@ -781,7 +781,7 @@ def synthetic(*, root: str | Path | None = None, subjects: int = 230, size: int 
     Generated into ``root`` (default ``<cache>/synthetic/s{subjects}_px{size}_seed{seed}``)
     unless a generation with the same parameters is already there.
     """
-    from cfer.benchmarks.cfee import load_cfee
+    from cfer.benchmarks.readers.cfee import load_cfee
 
     config = (config or SyntheticConfig()).check()
     root = Path(root) if root is not None else default_root(subjects=subjects, size=size, seed=seed)

@@ -20,21 +20,21 @@ def read_dataset(cfg: DatasetConfig) -> FaceDataset:
 
         return synthetic(root=cfg.root, subjects=cfg.subjects, size=cfg.size, seed=cfg.seed)
     if cfg.kind == "cfee":
-        from cfer.benchmarks.cfee import load_cfee
+        from cfer.benchmarks.readers.cfee import load_cfee
 
         return load_cfee(cfg.root, include_neutral=cfg.include_neutral)
     if cfg.kind == "rafdb":
-        from cfer.benchmarks.rafdb import load_rafdb_stream
+        from cfer.benchmarks.readers.rafdb import load_rafdb_stream
 
         return load_rafdb_stream(cfg.root, skip_missing=cfg.skip_missing,
                                  include_neutral=cfg.include_neutral, variant=cfg.variant)
     if cfg.kind == "rafce":
-        from cfer.benchmarks.rafce import load_rafce_stream
+        from cfer.benchmarks.readers.rafce import load_rafce_stream
 
         return load_rafce_stream(cfg.root, rafdb_root=cfg.rafdb_root, skip_missing=cfg.skip_missing,
                                  include_neutral=cfg.include_neutral, variant=cfg.variant)
     if cfg.kind == "folder":
-        from cfer.benchmarks.folder import load_folder
+        from cfer.benchmarks.readers.folder import load_folder
 
         return load_folder(cfg.root, cfg.spec)
     raise ValueError(f"dataset.kind: unknown kind {cfg.kind!r}")

@@ -163,11 +163,11 @@ def expected_classes(kind: str, class_names: Sequence[str]) -> tuple[str, ...]:
     if kind in ("synthetic", "cfee"):
         compounds: Sequence[str] = CFEE_COMPOUND
     elif kind == "rafdb":
-        from cfer.benchmarks.rafdb import RAFDB_COMPOUND
+        from cfer.benchmarks.readers.rafdb import RAFDB_COMPOUND
 
         compounds = tuple(RAFDB_COMPOUND.values())
     elif kind == "rafce":
-        from cfer.benchmarks.rafce import RAFCE_LABELS
+        from cfer.benchmarks.readers.rafce import RAFCE_LABELS
 
         compounds = tuple(RAFCE_LABELS.values())
     else:

@@ -8,7 +8,7 @@ import pytest
 
 import cfer.benchmarks.synthfaces as syn
 from cfer.benchmarks.cache import load_region_masks
-from cfer.benchmarks.cfee import load_cfee
+from cfer.benchmarks.readers.cfee import load_cfee
 
 SMALL = dict(subjects=3, size=64)
 

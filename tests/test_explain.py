@@ -66,7 +66,7 @@ EPOCHS = 10  # measured: 8 epochs on 14 subjects, or 48 px, separate the scores 
 def faces(tmp_path_factory):
     """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test masks)."""
     from cfer.benchmarks.cache import load_images, load_region_masks
-    from cfer.benchmarks.cfee import load_cfee
+    from cfer.benchmarks.readers.cfee import load_cfee
     from cfer.benchmarks.synthfaces import SyntheticConfig, write_synthetic
     from cfer.experiments.gradcam import normalised_batch
 

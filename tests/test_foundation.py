@@ -11,8 +11,8 @@ from PIL import Image
 
 from cfer.benchmarks import taxonomy
 from cfer.benchmarks.cache import load_images
-from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
 from cfer.benchmarks.dataset import FaceDataset
+from cfer.benchmarks.readers.cfee import load_cfee, parse_cfee_name
 from cfer.benchmarks.splits import subject_folds
 from tests.conftest import make_tiny_dataset
 

@@ -83,7 +83,7 @@ def test_prepare_cfee_tree_crops_flags_and_resumes(tmp_path, capsys):
     # the no-face output is the centre crop: the 160 x 240 grey image stays uniform grey
     assert np.abs(np.asarray(Image.open(out / "g2/Images2/04_002_0001.png"), dtype=int) - 128).max() <= 1
     # the cropped tree reads with the CFEE reader
-    from cfer.benchmarks.cfee import load_cfee
+    from cfer.benchmarks.readers.cfee import load_cfee
 
     assert len(load_cfee(out)) == 3
 
@@ -106,7 +106,7 @@ def test_prepare_cfee_tree_crops_flags_and_resumes(tmp_path, capsys):
 
 def test_prepare_rafdb_crops_originals_and_copies_labels(tmp_path):
     pytest.importorskip("cv2")
-    from cfer.benchmarks.rafdb import load_rafdb
+    from cfer.benchmarks.readers.rafdb import load_rafdb
 
     root, out = tmp_path / "RAF-DB", tmp_path / "out"
     lines = []

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from cfer.benchmarks.dataset import concat
-from cfer.benchmarks.folder import load_folder, parse_folder_spec
-from cfer.benchmarks.rafce import RAFCE_LABELS, load_rafce, load_rafce_stream
-from cfer.benchmarks.rafdb import RAFDB_BASIC, RAFDB_COMPOUND, load_rafdb, load_rafdb_stream
+from cfer.benchmarks.readers.folder import load_folder, parse_folder_spec
+from cfer.benchmarks.readers.rafce import RAFCE_LABELS, load_rafce, load_rafce_stream
+from cfer.benchmarks.readers.rafdb import RAFDB_BASIC, RAFDB_COMPOUND, load_rafdb, load_rafdb_stream
 from cfer.benchmarks.taxonomy import BASIC, NEUTRAL
 
 RNG = np.random.default_rng(0)

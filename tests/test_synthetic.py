@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cfer.benchmarks.synthfaces as syn
-from cfer.benchmarks.cfee import load_cfee, parse_cfee_name
+from cfer.benchmarks.readers.cfee import load_cfee, parse_cfee_name
 from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND, CFEE_IDS, NEUTRAL, components
 
 SMALL = dict(subjects=3, size=64)

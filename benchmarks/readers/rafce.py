@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cfer.benchmarks.dataset import FaceDataset, concat
-from cfer.benchmarks.rafdb import (
+from cfer.benchmarks.readers.rafdb import (
     VARIANTS,
     check_images,
     image_file_name,
