@@ -14,7 +14,9 @@ from cfer.benchmarks.readers.rafce import load_rafce, load_rafce_stream
 from cfer.benchmarks.readers.rafdb import load_rafdb, load_rafdb_stream
 from cfer.benchmarks.scenario import StreamInfo, class_orders, compound_benchmark
 from cfer.benchmarks.splits import subject_folds
-from cfer.benchmarks.synthfaces import AU_TABLE, SyntheticConfig, synthetic, write_synthetic
+from cfer.benchmarks.synthetic_faces.action_units import AU_TABLE
+from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
+from cfer.benchmarks.synthetic_faces.writer import synthetic, write_synthetic
 
 __all__ = [
     "AU_TABLE", "FaceDataset", "PrepareConfig", "StreamInfo", "SyntheticConfig", "class_orders",

@@ -6,9 +6,6 @@ size, so any change of the source makes a new key. The JSON holds a digest
 of the array bytes; a cache file whose digest, shape or dtype does not match
 is rebuilt, never trusted. Files are written to a temporary name and
 renamed, so an interrupted write leaves no half file behind.
-
-:func:`load_region_masks` gives the synthetic faces' action-unit region masks
-(:data:`cfer.benchmarks.synthfaces.AU_MASKS`) at the size the images are decoded to.
 """
 
 from __future__ import annotations
@@ -131,66 +128,3 @@ def load_images(
                 "size": size, "n": n}
         atomic_write(meta, lambda f: f.write(json.dumps(info).encode()))
     return DecodedImages(images, ok, tuple(failed), cache_file)
-
-
-@dataclass(frozen=True)
-class RegionMasks:
-    """Action-unit region masks of some images, at the size they are decoded to.
-
-    ``masks``: (N, R, size, size) bool, region ``r`` of ``regions`` per image; ``active``:
-    (N, R) bool, the regions holding an active AU of the image's expression.
-    """
-
-    masks: np.ndarray
-    active: np.ndarray
-    regions: tuple[str, ...]
-
-    def expression_masks(self) -> np.ndarray:
-        """(N, size, size) bool: the union of each image's active regions."""
-        return (self.masks & self.active[:, :, None, None]).any(axis=1)
-
-
-def _generated_root(path: Path) -> Path:
-    from cfer.benchmarks.synthfaces import MANIFEST
-
-    for parent in path.parents:
-        if (parent / MANIFEST).is_file():
-            return parent
-    raise FileNotFoundError(f"{path}: not an image of a generated synthetic set (no {MANIFEST} in "
-                            "its folders), so it has no action-unit masks")
-
-
-def load_region_masks(paths: Sequence[str | Path], *, size: int) -> RegionMasks:
-    """The action-unit region masks of synthetic images ``paths``, resized as
-    :func:`load_images` resizes the images (area average, then half coverage).
-
-    Not kept on disk like the images: a few hundred masks resize in milliseconds,
-    the whole 5060-image set in about a second.
-    """
-    from PIL import Image
-
-    from cfer.benchmarks.synthfaces import read_au_masks
-
-    sets, rows = {}, []
-    for p in (Path(x).resolve() for x in paths):
-        root = _generated_root(p)
-        if root not in sets:
-            m = read_au_masks(root)
-            sets[root] = (m, {q: i for i, q in enumerate(m.paths)}, m.active_regions())
-        m, index, _ = sets[root]
-        rel = p.relative_to(root).as_posix()
-        if rel not in index:
-            raise KeyError(f"{p}: not listed in {root / 'au_masks.npz'}; regenerate the set")
-        rows.append((root, index[rel]))
-    regions = next(iter(sets.values()))[0].regions if sets else ()
-    out = np.zeros((len(rows), len(regions), size, size), dtype=bool)
-    active = np.zeros((len(rows), len(regions)), dtype=bool)
-    for n, (root, i) in enumerate(rows):
-        m, _, act = sets[root]
-        active[n] = act[i]
-        for r in range(len(regions)):
-            plane = ((m.masks[i] >> r) & 1).astype(np.uint8) * 255
-            if plane.shape[0] != size:
-                plane = np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BOX))
-            out[n, r] = plane >= 128
-    return RegionMasks(out, active, tuple(regions))

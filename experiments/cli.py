@@ -30,7 +30,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--subjects", type=int, default=230, help="number of subjects (default 230, as CFEE)")
     p.add_argument("--size", type=int, default=96, help="image side in pixels (>= 64, default 96)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    p.set_defaults(handler="cfer.benchmarks.synthfaces:cli_synth")
+    p.set_defaults(handler="cfer.benchmarks.synthetic_faces.writer:cli_synth")
 
 
 def _shipped_configs() -> str:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def read_dataset(cfg: DatasetConfig) -> FaceDataset:
     """The data set named by ``dataset.kind`` (one key switches data sets)."""
     if cfg.kind == "synthetic":
-        from cfer.benchmarks.synthfaces import synthetic
+        from cfer.benchmarks.synthetic_faces.writer import synthetic
 
         return synthetic(root=cfg.root, subjects=cfg.subjects, size=cfg.size, seed=cfg.seed)
     if cfg.kind == "cfee":

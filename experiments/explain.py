@@ -101,7 +101,7 @@ def _steps(step: str | int, n_steps: int) -> list[int]:
 
 def _faces(ctx, record: dict, *, images: int) -> Faces:
     """The first ``images`` test faces (data set order) of each compound class of the run."""
-    from cfer.benchmarks.cache import load_region_masks
+    from cfer.benchmarks.synthetic_faces.masks import load_region_masks
 
     data = ctx.data()
     ds = data.dataset
@@ -123,7 +123,8 @@ def _faces(ctx, record: dict, *, images: int) -> Faces:
 def component_masks(masks, component: str) -> np.ndarray:
     """(K, H, W) bool: the active regions of ``masks`` (a RegionMasks) that hold one of the basic
     expression ``component``'s AUs (primary or secondary, Du et al. 2014, Table 1)."""
-    from cfer.benchmarks.synthfaces import AU_REGIONS, AU_TABLE
+    from cfer.benchmarks.synthetic_faces.action_units import AU_TABLE
+    from cfer.benchmarks.synthetic_faces.masks import AU_REGIONS
 
     units = AU_TABLE[component].all
     mine = np.array([bool(units & set(AU_REGIONS[r])) for r in masks.regions])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cfer.core.typed import ConfigError
 
-#: Limits of the synthetic generator (``cfer.benchmarks.synthfaces.write_synthetic``
+#: Limits of the synthetic generator (``cfer.benchmarks.synthetic_faces.writer.write_synthetic``
 #: checks them too, after the fact and without the key): CFEE's file names have a
 #: 3-digit subject and a 4-digit running number over 22 expressions.
 SYNTH_MIN_SIZE = 64

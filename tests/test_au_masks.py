@@ -6,22 +6,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import cfer.benchmarks.synthfaces as syn
-from cfer.benchmarks.cache import load_region_masks
 from cfer.benchmarks.readers.cfee import load_cfee
+from cfer.benchmarks.synthetic_faces.action_units import AU_NAMES, AU_TABLE
+from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
+from cfer.benchmarks.synthetic_faces.masks import (
+    AU_MASKS,
+    AU_REGIONS,
+    load_region_masks,
+    read_au_masks,
+    region_masks,
+)
+from cfer.benchmarks.synthetic_faces.render import _render
+from cfer.benchmarks.synthetic_faces.subjects import random_subject
+from cfer.benchmarks.synthetic_faces.writer import synthetic, write_synthetic
+from cfer.benchmarks.taxonomy import CFEE_IDS
 
 SMALL = dict(subjects=3, size=64)
 
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
-    return syn.write_synthetic(tmp_path_factory.mktemp("au") / "set", seed=0, workers=1, **SMALL)
+    return write_synthetic(tmp_path_factory.mktemp("au") / "set", seed=0, workers=1, **SMALL)
 
 
 def _unit_mask(masks: np.ndarray, au: int) -> np.ndarray:
     """The pixels of the regions that hold ``au``, from a bit-field mask."""
     out = np.zeros(masks.shape, dtype=bool)
-    for bit, (_, units) in enumerate(syn.AU_REGIONS.items()):
+    for bit, (_, units) in enumerate(AU_REGIONS.items()):
         if au in units:
             out |= ((masks >> bit) & 1).astype(bool)
     return out
@@ -30,36 +41,36 @@ def _unit_mask(masks: np.ndarray, au: int) -> np.ndarray:
 def test_every_unit_draws_inside_its_regions():
     # Render each AU alone against the same face with no AU, with the same random stream (same
     # pose, light and noise): the pixels the AU changes must lie in the regions said to hold it.
-    cfg = syn.SyntheticConfig()
-    assert sorted({a for units in syn.AU_REGIONS.values() for a in units}) == sorted(syn.AU_NAMES)
+    cfg = SyntheticConfig()
+    assert sorted({a for units in AU_REGIONS.values() for a in units}) == sorted(AU_NAMES)
     for k in range(4):
-        subject = syn.random_subject(np.random.default_rng(k), cfg)
-        rest = {a: 0.0 for a in syn.AU_NAMES}
-        off, _ = syn._render(subject, rest, size=64, rng=np.random.default_rng(1), config=cfg)
-        for au in syn.AU_NAMES:
-            on, canvas = syn._render(subject, {**rest, au: 1.0}, size=64, rng=np.random.default_rng(1),
+        subject = random_subject(np.random.default_rng(k), cfg)
+        rest = {a: 0.0 for a in AU_NAMES}
+        off, _ = _render(subject, rest, size=64, rng=np.random.default_rng(1), config=cfg)
+        for au in AU_NAMES:
+            on, canvas = _render(subject, {**rest, au: 1.0}, size=64, rng=np.random.default_rng(1),
                                      config=cfg)
             change = np.abs(on.astype(float) - off).sum(axis=-1)
-            inside = _unit_mask(syn.region_masks(canvas, subject, size=64), au)
+            inside = _unit_mask(region_masks(canvas, subject, size=64), au)
             assert change.sum() > 0, au
             share = (change * inside).sum() / change.sum()
-            assert share >= 0.7, f"AU {au} ({syn.AU_NAMES[au]}) of subject {k}: {share:.2f} inside"
+            assert share >= 0.7, f"AU {au} ({AU_NAMES[au]}) of subject {k}: {share:.2f} inside"
             assert inside.mean() < 0.35, au  # a region, not the whole picture
 
 
 def test_synth_writes_one_mask_per_image_and_the_active_units(small_set):
-    masks = syn.read_au_masks(small_set)
+    masks = read_au_masks(small_set)
     ds = load_cfee(small_set, include_neutral=True)
     assert sorted(masks.paths) == sorted(p.relative_to(small_set).as_posix() for p in ds.paths)
     assert masks.masks.shape == (len(ds), 64, 64) and masks.masks.dtype == np.uint8
-    assert masks.regions == tuple(syn.AU_REGIONS) and masks.units == tuple(syn.AU_NAMES)
+    assert masks.regions == tuple(AU_REGIONS) and masks.units == tuple(AU_NAMES)
     active = masks.active_regions()
     col = {a: j for j, a in enumerate(masks.units)}
     for i, rel in enumerate(masks.paths):
-        name = dict(syn.CFEE_IDS)[int(rel.rsplit("/", 1)[1][:2])]
+        name = dict(CFEE_IDS)[int(rel.rsplit("/", 1)[1][:2])]
         on = {a for a in masks.units if masks.active[i, col[a]]}
-        assert set(syn.AU_TABLE[name].primary) <= on <= syn.AU_TABLE[name].all
-        want = [bool(on & set(units)) for units in syn.AU_REGIONS.values()]
+        assert set(AU_TABLE[name].primary) <= on <= AU_TABLE[name].all
+        want = [bool(on & set(units)) for units in AU_REGIONS.values()]
         assert active[i].tolist() == want
         if name == "neutral":
             assert not active[i].any()
@@ -71,7 +82,7 @@ def test_masks_at_the_model_size_keep_their_area(small_set):
     ds = load_cfee(small_set)
     full = load_region_masks(ds.paths[:10], size=64)
     half = load_region_masks(ds.paths[:10], size=32)
-    assert full.masks.shape == (10, len(syn.AU_REGIONS), 64, 64) and half.masks.shape[-2:] == (32, 32)
+    assert full.masks.shape == (10, len(AU_REGIONS), 64, 64) and half.masks.shape[-2:] == (32, 32)
     assert np.array_equal(full.active, half.active)
     assert np.abs(full.masks.mean(axis=(2, 3)) - half.masks.mean(axis=(2, 3))).max() < 0.02
     expr = half.expression_masks()
@@ -87,16 +98,16 @@ def test_images_without_masks_are_one_line_errors(small_set, tmp_path):
 
 
 def test_a_set_generated_before_masks_existed_is_regenerated_with_the_same_pictures(tmp_path):
-    root = syn.write_synthetic(tmp_path / "set", seed=0, workers=1, **SMALL)
+    root = write_synthetic(tmp_path / "set", seed=0, workers=1, **SMALL)
     before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")}
-    (root / syn.AU_MASKS).unlink()
+    (root / AU_MASKS).unlink()
     with pytest.raises(FileNotFoundError, match="au_masks.npz: no action-unit masks"):
-        syn.read_au_masks(root)
-    ds = syn.synthetic(root=root, **SMALL)
-    assert (root / syn.AU_MASKS).is_file() and len(ds) == 3 * 21
+        read_au_masks(root)
+    ds = synthetic(root=root, **SMALL)
+    assert (root / AU_MASKS).is_file() and len(ds) == 3 * 21
     assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")} == before
     # Masks of other regions (an older generator) are replaced too.
-    np.savez_compressed(root / syn.AU_MASKS, regions=np.array(["brows", "jaw"]))
-    syn.synthetic(root=root, **SMALL)
-    assert syn.read_au_masks(root).regions == tuple(syn.AU_REGIONS)
+    np.savez_compressed(root / AU_MASKS, regions=np.array(["brows", "jaw"]))
+    synthetic(root=root, **SMALL)
+    assert read_au_masks(root).regions == tuple(AU_REGIONS)
     assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")} == before

@@ -65,9 +65,11 @@ EPOCHS = 10  # measured: 8 epochs on 14 subjects, or 48 px, separate the scores 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test masks)."""
-    from cfer.benchmarks.cache import load_images, load_region_masks
+    from cfer.benchmarks.cache import load_images
     from cfer.benchmarks.readers.cfee import load_cfee
-    from cfer.benchmarks.synthfaces import SyntheticConfig, write_synthetic
+    from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
+    from cfer.benchmarks.synthetic_faces.masks import load_region_masks
+    from cfer.benchmarks.synthetic_faces.writer import write_synthetic
     from cfer.experiments.gradcam import normalised_batch
 
     root = write_synthetic(tmp_path_factory.mktemp("faces") / "set", subjects=16, size=64, seed=0,

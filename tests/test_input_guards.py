@@ -64,12 +64,12 @@ def finished(tmp_path_factory, synth_root):
     ("model.weights=/no/such/weights.pt", "model.weights"),
 ])
 def test_config_errors_come_before_data_and_directory(tmp_path, monkeypatch, capsys, override, key):
-    import cfer.benchmarks.synthfaces as synthfaces
+    from cfer.benchmarks.synthetic_faces import writer
 
     def no_data(*a, **k):
         raise AssertionError("data generated before the config was checked")
 
-    monkeypatch.setattr(synthfaces, "write_synthetic", no_data)
+    monkeypatch.setattr(writer, "write_synthetic", no_data)
     cfg = tmp_path / "mine.yaml"
     cfg.write_text(yaml.safe_dump({"name": "mine", "dataset": {"root": str(tmp_path / "faces")}}))
     out = tmp_path / "out"

@@ -8,8 +8,13 @@ import re
 import numpy as np
 import pytest
 
-import cfer.benchmarks.synthfaces as syn
 from cfer.benchmarks.readers.cfee import load_cfee, parse_cfee_name
+from cfer.benchmarks.synthetic_faces import writer
+from cfer.benchmarks.synthetic_faces.action_units import AU_NAMES, AU_TABLE
+from cfer.benchmarks.synthetic_faces.config import MANIFEST, SyntheticConfig
+from cfer.benchmarks.synthetic_faces.render import render_face
+from cfer.benchmarks.synthetic_faces.subjects import action_units, random_subject
+from cfer.benchmarks.synthetic_faces.writer import synthetic, write_synthetic
 from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND, CFEE_IDS, NEUTRAL, components
 
 SMALL = dict(subjects=3, size=64)
@@ -21,12 +26,12 @@ def _files(root):
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
-    return syn.write_synthetic(tmp_path_factory.mktemp("syn") / "set", seed=0, workers=1, **SMALL)
+    return write_synthetic(tmp_path_factory.mktemp("syn") / "set", seed=0, workers=1, **SMALL)
 
 
 def test_same_seed_same_bytes_any_workers_other_seed_differs(small_set, tmp_path):
-    again = syn.write_synthetic(tmp_path / "again", seed=0, workers=2, **SMALL)
-    other = syn.write_synthetic(tmp_path / "other", seed=1, workers=1, **SMALL)
+    again = write_synthetic(tmp_path / "again", seed=0, workers=2, **SMALL)
+    other = write_synthetic(tmp_path / "other", seed=1, workers=1, **SMALL)
     first = _files(small_set)
     assert first == _files(again)
     assert first.keys() == _files(other).keys()
@@ -50,7 +55,7 @@ def test_cfee_layout_read_by_load_cfee(small_set):
         assert CFEE_IDS[name.emotion_id] == with_neutral.class_names[label] and name.subject == subject
         numbers.append(name.number)
     assert sorted(numbers) == list(range(1, 3 * 22 + 1))  # running numbers, no clash
-    manifest = json.loads((small_set / syn.MANIFEST).read_text())
+    manifest = json.loads((small_set / MANIFEST).read_text())
     assert (manifest["subjects"], manifest["size"], manifest["seed"], manifest["n_images"]) == (3, 64, 0, 66)
 
 
@@ -63,12 +68,12 @@ def test_images_are_rgb_of_the_requested_size(small_set):
 
 
 def _render(subject_index, expression, image_seed, *, seed=0):
-    config = syn.SyntheticConfig()
+    config = SyntheticConfig()
     ident, _ = np.random.SeedSequence(seed, spawn_key=(subject_index,)).spawn(2)
-    subject = syn.random_subject(np.random.default_rng(ident), config)
+    subject = random_subject(np.random.default_rng(ident), config)
     rng = np.random.default_rng(image_seed)
-    au = syn.action_units(expression, subject, rng, config)
-    return syn.render_face(subject, au, size=64, rng=rng, config=config).astype(np.float32)
+    au = action_units(expression, subject, rng, config)
+    return render_face(subject, au, size=64, rng=rng, config=config).astype(np.float32)
 
 
 def test_subjects_differ_more_than_noise():
@@ -84,30 +89,30 @@ def test_expression_changes_the_face_of_one_subject():
 
 
 def test_au_table_compounds_combine_their_components():
-    assert set(syn.AU_TABLE) == set(CFEE_IDS.values())
-    for pattern in syn.AU_TABLE.values():
-        assert pattern.all <= set(syn.AU_NAMES)
+    assert set(AU_TABLE) == set(CFEE_IDS.values())
+    for pattern in AU_TABLE.values():
+        assert pattern.all <= set(AU_NAMES)
         assert not set(pattern.primary) & set(pattern.secondary)
     for compound in CFEE_COMPOUND:
-        union = set().union(*(syn.AU_TABLE[b].all for b in components(compound)))
-        assert set(syn.AU_TABLE[compound].primary) <= union, compound
+        union = set().union(*(AU_TABLE[b].all for b in components(compound)))
+        assert set(AU_TABLE[compound].primary) <= union, compound
         for basic in components(compound):
-            assert syn.AU_TABLE[compound].all & syn.AU_TABLE[basic].all, (compound, basic)
+            assert AU_TABLE[compound].all & AU_TABLE[basic].all, (compound, basic)
     # the close ones share their primary AUs (Du et al.: brow lowerer + upper lip raiser)
-    assert {4, 10} <= set(syn.AU_TABLE["appalled"].primary) & set(syn.AU_TABLE["hatred"].primary)
-    assert {4, 10} <= set(syn.AU_TABLE["angrily disgusted"].primary)
+    assert {4, 10} <= set(AU_TABLE["appalled"].primary) & set(AU_TABLE["hatred"].primary)
+    assert {4, 10} <= set(AU_TABLE["angrily disgusted"].primary)
 
 
 def test_rendered_compound_uses_aus_of_both_components():
-    config = syn.SyntheticConfig(leak=0.0, secondary_prob=1.0)
+    config = SyntheticConfig(leak=0.0, secondary_prob=1.0)
     rng = np.random.default_rng(0)
-    subject = syn.random_subject(rng, config)
+    subject = random_subject(rng, config)
     for compound in CFEE_COMPOUND:
-        active = {a for a, v in syn.action_units(compound, subject, rng, config).items() if v > 0}
-        assert active == syn.AU_TABLE[compound].all
+        active = {a for a, v in action_units(compound, subject, rng, config).items() if v > 0}
+        assert active == AU_TABLE[compound].all
         for basic in components(compound):
-            assert active & syn.AU_TABLE[basic].all, (compound, basic)
-    none = syn.action_units(NEUTRAL, subject, rng, config)
+            assert active & AU_TABLE[basic].all, (compound, basic)
+    none = action_units(NEUTRAL, subject, rng, config)
     assert not any(none.values())
 
 
@@ -116,16 +121,16 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path):
     foreign.mkdir()
     (foreign / "mine.txt").write_text("keep me")
     with pytest.raises(ValueError, match="not empty"):
-        syn.write_synthetic(foreign, workers=1, **SMALL)
+        write_synthetic(foreign, workers=1, **SMALL)
     assert [p.name for p in foreign.iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no temp folder left
 
 
 def test_bad_parameters_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="size=32"):
-        syn.write_synthetic(tmp_path / "a", subjects=3, size=32)
+        write_synthetic(tmp_path / "a", subjects=3, size=32)
     with pytest.raises(ValueError, match="subjects=0"):
-        syn.write_synthetic(tmp_path / "a", subjects=0, size=64)
+        write_synthetic(tmp_path / "a", subjects=0, size=64)
     assert not (tmp_path / "a").exists()
 
 
@@ -133,40 +138,40 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
     def fail(job):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(syn, "_write_subject", fail)
+    monkeypatch.setattr(writer, "_write_subject", fail)
     with pytest.raises(KeyboardInterrupt):
-        syn.write_synthetic(tmp_path / "out", workers=1, **SMALL)
+        write_synthetic(tmp_path / "out", workers=1, **SMALL)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_replaces_a_previous_synthetic_output(tmp_path):
-    out = syn.write_synthetic(tmp_path / "out", seed=0, workers=1, subjects=2, size=64)
-    syn.write_synthetic(out, seed=5, workers=1, subjects=1, size=64)
-    assert json.loads((out / syn.MANIFEST).read_text())["seed"] == 5
+    out = write_synthetic(tmp_path / "out", seed=0, workers=1, subjects=2, size=64)
+    write_synthetic(out, seed=5, workers=1, subjects=1, size=64)
+    assert json.loads((out / MANIFEST).read_text())["seed"] == 5
     assert len(list(out.rglob("*.jpg"))) == 22
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_synthetic_generates_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("CFER_CACHE", str(tmp_path / "cache"))
-    ds = syn.synthetic(**SMALL)
+    ds = synthetic(**SMALL)
     root = tmp_path / "cache" / "synthetic" / "s3_px64_seed0"
     assert ds.root == root and ds.name == "synthetic" and len(ds) == 63
-    stamp = (root / syn.MANIFEST).stat().st_mtime_ns
+    stamp = (root / MANIFEST).stat().st_mtime_ns
 
     def no_regeneration(*args, **kwargs):
         raise AssertionError("synthetic() regenerated an existing data set")
 
-    monkeypatch.setattr(syn, "write_synthetic", no_regeneration)
-    again = syn.synthetic(**SMALL, include_neutral=True)
+    monkeypatch.setattr(writer, "write_synthetic", no_regeneration)
+    again = synthetic(**SMALL, include_neutral=True)
     assert len(again) == 66 and NEUTRAL in again.class_names
-    assert (root / syn.MANIFEST).stat().st_mtime_ns == stamp
+    assert (root / MANIFEST).stat().st_mtime_ns == stamp
 
 
 def test_synthetic_regenerates_when_parameters_differ(tmp_path):
-    root = syn.write_synthetic(tmp_path / "s", seed=0, workers=1, subjects=2, size=64)
-    ds = syn.synthetic(root=root, seed=1, subjects=2, size=64)
-    assert json.loads((root / syn.MANIFEST).read_text())["seed"] == 1 and len(ds) == 42
+    root = write_synthetic(tmp_path / "s", seed=0, workers=1, subjects=2, size=64)
+    ds = synthetic(root=root, seed=1, subjects=2, size=64)
+    assert json.loads((root / MANIFEST).read_text())["seed"] == 1 and len(ds) == 42
 
 
 def test_cfer_synth_command(tmp_path, capsys):
