@@ -255,7 +255,7 @@ class NaivePath:
 
     def rank_images_per_second(self, *, repeats: int = 2) -> float:
         """(d) predictive-sorting exemplar ranking of the experience's training set."""
-        from cfer.plugins.selection import PredictiveSortingSelection
+        from cfer.plugins.method.selection import PredictiveSortingSelection
 
         data, selection, times = self.experience.dataset, PredictiveSortingSelection(), []
         for _ in range(1 + repeats):  # the first call warms up (eval-mode graphs, autotuning)

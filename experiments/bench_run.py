@@ -4,14 +4,14 @@
 distillation from the basic model, PSMR memory concatenated with the new class's
 ``m`` images drawn per epoch), with the runner's evaluator (``build_evaluator``:
 every metric and logger of a run), primed with a trained basic model as a run with
-a shared basic model is (:class:`cfer.plugins.primer.PrimerPlugin`); the step is
+a shared basic model is (:class:`cfer.plugins.run.start_from_weights.StartFromWeightsPlugin`); the step is
 ``train(experience 1)`` (ranking the new class into the memory at its end) and the
 one-pass evaluation of ``test[:2]``, as ``ContinualRunner.run_one`` does.
 
 *bare*: a plain PyTorch loop doing the same arithmetic: the same model, weights and
 grown head, per epoch the same number of memory and new-class images gathered from
 device-resident uint8 images and augmented on the device, the frozen teacher's
-forward, the same loss ``(1 - g) CE + g KD`` (:func:`cfer.plugins.distillation.distillation_loss`),
+forward, the same loss ``(1 - g) CE + g KD`` (:func:`cfer.plugins.method.distillation.distillation_loss`),
 Adam, then the same evaluation (predictions and loss over the seen test images, read
 once) and the ranking of the new class's images by their true-class logit.
 
@@ -136,8 +136,8 @@ class OursStep:
     def __call__(self) -> tuple[dict, float]:
         from avalanche.core import SupervisedPlugin
 
-        from cfer.plugins.distillation import BasicDistillationPlugin
-        from cfer.plugins.primer import PrimerPlugin
+        from cfer.plugins.method.distillation import BasicDistillationPlugin
+        from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
         from cfer.plugins.speed.one_pass import one_pass
 
         clock = Clock(self.device)
@@ -160,7 +160,7 @@ class OursStep:
             def after_eval(self, strategy, **kwargs):
                 clock.stop("eval")
 
-        primer = PrimerPlugin()
+        primer = StartFromWeightsPlugin()
         with tempfile.TemporaryDirectory() as tmp:
             strategy, model, closers = _strategy(self.cfg, self.bm, self.scfg, device=self.device,
                                                  log_dir=Path(tmp), plugins=[primer])
@@ -214,7 +214,7 @@ class BareStep:
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
 
     def __call__(self) -> tuple[dict, float]:
-        from cfer.plugins.distillation import distillation_loss, gamma_at
+        from cfer.plugins.method.distillation import distillation_loss, gamma_at
         from cfer.plugins.speed.precision import PrecisionConfig, compile_model
 
         torch, dev, scfg = self.torch, self.device, self.scfg
@@ -363,7 +363,7 @@ def protocol_order(cfg, *, run_dir, jsonl, orders: int = 10, methods_in_table: i
     from avalanche.core import SupervisedPlugin
 
     from cfer.experiments.continual import ContinualRunner, plan_runs
-    from cfer.plugins.selection import PredictiveSortingSelection
+    from cfer.plugins.method.selection import PredictiveSortingSelection
 
     runner = ContinualRunner(cfg, run_dir)
     ctx = runner.ctx

@@ -278,7 +278,7 @@ class RunContext:
         self.final_validation = None
         if self.cfg.evaluation.final_validation and self.cfg.protocol.name == "heldout":
             from cfer import strategies
-            from cfer.plugins.final_validation import FinalValidationPlugin
+            from cfer.plugins.run.final_validation import FinalValidationPlugin
 
             n = len(bm.train_stream)
             self.final_validation = FinalValidationPlugin(bm.valid_stream[:n], last_experience=n - 1,

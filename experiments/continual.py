@@ -147,14 +147,14 @@ class ContinualRunner:
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from cfer import strategies
         from cfer.core.metric_definitions import run_record
-        from cfer.plugins.primer import PrimerPlugin
+        from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
         from cfer.plugins.speed.one_pass import one_pass
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
         offline = strategies.entry(spec.method).offline
         shared = self.cfg.runner.share_basic and not offline
         basic = self.basic_state(spec, device=device) if shared else None
-        meter, primer = ThroughputPlugin(), PrimerPlugin()
+        meter, primer = ThroughputPlugin(), StartFromWeightsPlugin()
         session = self.ctx.session(spec.method, order=spec.order, fold=spec.fold, seed=spec.seed,
                                    shots=self.shots, device=device, log_dir=self.run_dir / "logs" / spec.slug,
                                    plugins=[meter, primer])
@@ -242,7 +242,7 @@ class ContinualRunner:
 def memory_record(strategy) -> list[dict]:
     """Per training experience, the PSMR memory and new-class draw sizes (``[]`` for a
     strategy without the PSMR plugin): what each step really trained on."""
-    from cfer.plugins.psmr import PredictiveSortingReplayPlugin
+    from cfer.plugins.method.psmr import PredictiveSortingReplayPlugin
 
     plugin = next((p for p in strategy.plugins if isinstance(p, PredictiveSortingReplayPlugin)), None)
     if plugin is None:

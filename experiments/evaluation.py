@@ -19,17 +19,17 @@ def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):
     from avalanche.logging import CSVLogger, TextLogger
 
     # Avalanche's metrics read a device value per mini-batch; these are the same metrics
-    # (names, values) read once per epoch / experience / stream (cfer.plugins.device_metrics).
-    from cfer.plugins.device_metrics import (
+    # (names, values) read once per epoch / experience / stream (cfer.plugins.metrics.deferred).
+    from cfer.plugins.metrics.deferred import (
         StreamConfusionMatrix,
         accuracy_metrics,
         bwt_metrics,
         forgetting_metrics,
         loss_metrics,
     )
-    from cfer.plugins.fer_metrics import FERPredictionCollector, fer_metrics
+    from cfer.plugins.metrics.fer import FERPredictionCollector, fer_metrics
+    from cfer.plugins.metrics.stream_filter import OnlyStream
     from cfer.plugins.speed.one_pass import OnePassEvaluationPlugin
-    from cfer.plugins.stream_filter import OnlyStream
 
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

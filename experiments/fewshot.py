@@ -169,13 +169,13 @@ class FewShotRunner:
 
     # -- one few-shot step -------------------------------------------------------------------
     def run_one(self, spec: FewShotSpec, *, basic_state: Mapping, device, progress=None) -> dict:
-        from cfer.plugins.primer import PrimerPlugin
+        from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
         cfg = self.cfg
         # The reference code repeats the n images by the batch size: an epoch is n full batches.
         repeats = cfg.training_for(self.method).batch_size if cfg.fewshot.fill_batch else 1
-        primer, meter = PrimerPlugin(), ThroughputPlugin()
+        primer, meter = StartFromWeightsPlugin(), ThroughputPlugin()
         with self.ctx.session(self.method, order=[spec.class_name], fold=spec.fold, seed=spec.seed,
                               shots=spec.shots, shot_repeats=repeats,
                               device=device, log_dir=self.run_dir / "logs" / "fewshot" / spec.slug,

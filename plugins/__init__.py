@@ -5,19 +5,28 @@ Importing this package imports its plugins, hence torch and Avalanche (about
 config section is :class:`cfer.benchmarks.placement.FastDataConfig`.
 
 The names below are the public API for users. Code inside the project imports
-from the defining modules (``from cfer.plugins.psmr import ...``), not from here.
+from the defining modules (``from cfer.plugins.method.psmr import ...``), not from here.
 Note: ``fer_metrics`` here is the function; its module is reached as
-``from cfer.plugins.fer_metrics import ...``.
+``from cfer.plugins.metrics.fer import ...``.
 """
 
 from cfer.benchmarks.placement import FastDataConfig
-from cfer.plugins.distillation import (
+from cfer.plugins.method.distillation import (
     BasicDistillationPlugin,
     DistillationConfig,
     distillation_loss,
     gamma_at,
 )
-from cfer.plugins.fer_metrics import (
+from cfer.plugins.method.memory import memory_sizes
+from cfer.plugins.method.psmr import PredictiveSortingReplayPlugin, PSMRBuffer, PSMRConfig
+from cfer.plugins.method.selection import (
+    ClosestToCenterSelection,
+    HerdingSelection,
+    PredictiveSortingSelection,
+    selection_names,
+    selection_strategy,
+)
+from cfer.plugins.metrics.fer import (
     UAR,
     BasicAccuracy,
     ComponentConfusion,
@@ -29,20 +38,11 @@ from cfer.plugins.fer_metrics import (
     StepAccuracy,
     fer_metrics,
 )
-from cfer.plugins.memory import memory_sizes
-from cfer.plugins.psmr import PredictiveSortingReplayPlugin, PSMRBuffer, PSMRConfig
-from cfer.plugins.selection import (
-    ClosestToCenterSelection,
-    HerdingSelection,
-    PredictiveSortingSelection,
-    selection_names,
-    selection_strategy,
-)
+from cfer.plugins.metrics.stream_filter import OnlyStream
 from cfer.plugins.speed.fast_data import FastDataPlugin
 from cfer.plugins.speed.loader import FastLoader
 from cfer.plugins.speed.precision import PrecisionConfig, PrecisionPlugin, compile_model
 from cfer.plugins.speed.throughput import ThroughputPlugin
-from cfer.plugins.stream_filter import OnlyStream
 
 __all__ = [
     "UAR", "BasicAccuracy", "BasicDistillationPlugin", "ClosestToCenterSelection", "ComponentConfusion",

@@ -11,8 +11,8 @@ Every strategy gets, after its own plugins and before the caller's:
 
 A factory gets a :class:`BuildContext`: the shared training knobs (``ctx.config``),
 the strategy's own typed hyperparameters (``ctx.params``) and helpers for the
-paper's memory rule (:mod:`cfer.plugins.memory`). Avalanche workarounds live in
-:mod:`cfer.plugins.compat`.
+paper's memory rule (:mod:`cfer.plugins.method.memory`). Avalanche workarounds live in
+:mod:`cfer.plugins.workarounds`.
 
 Train-loop contract: ``strategy.train(train_stream[i], eval_streams=[valid_stream[:i+1]])``
 then ``strategy.eval(test_stream[:i+1])`` (offline entries: one
@@ -51,7 +51,7 @@ class BuildContext:
     n_classes: int = 0  # classes in the whole training stream (K)
     train_size: int = 0  # training images in the whole stream (N)
     seed: int = 0  # the run's seed: experience re-seeding and the plugins' own draws
-    seeder: object = None  # cfer.plugins.experience_seed.ExperienceSeedPlugin, first of all plugins
+    seeder: object = None  # cfer.plugins.run.experience_seed.ExperienceSeedPlugin, first of all plugins
 
     def plugins(self, *specific) -> list:
         """The strategy's plugin list: the experience seeder, the strategy's own, then ours,
@@ -72,8 +72,8 @@ class BuildContext:
                     eval_every=self.eval_every)
 
     def memory_sizes(self) -> tuple[int, int]:
-        """``(M, m)``: the paper's memory rule (total, per class; :mod:`cfer.plugins.memory`)."""
-        from cfer.plugins.memory import memory_sizes
+        """``(M, m)``: the paper's memory rule (total, per class; :mod:`cfer.plugins.method.memory`)."""
+        from cfer.plugins.method.memory import memory_sizes
 
         cfg = self.config
         try:
@@ -85,7 +85,7 @@ class BuildContext:
 
     def memory_budget(self) -> int:
         """Total exemplars a fixed-size buffer may hold: ``m * K`` (grow) or ``M`` (limit)."""
-        from cfer.plugins.memory import memory_budget
+        from cfer.plugins.method.memory import memory_budget
 
         big_m, m = self.memory_sizes()
         return memory_budget(mode=self.config.memory_mode, total=big_m, per_class=m, n_classes=self.n_classes)
@@ -94,7 +94,7 @@ class BuildContext:
         """A class-balanced buffer (random exemplars) following ``memory_mode``: ``grow``
         keeps ``m`` per class (``adaptive_size=False`` over all K classes); ``limit`` splits
         ``M`` among the classes seen so far. ``max_size`` forces a fixed total (``limit``)."""
-        from cfer.plugins.compat import quiet_class_balanced_buffer
+        from cfer.plugins.workarounds.baselines import quiet_class_balanced_buffer
 
         cls = cls or quiet_class_balanced_buffer()
         if max_size is not None:
@@ -230,7 +230,7 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, params=None, e
         data: a :class:`cfer.benchmarks.placement.FastDataConfig` (the ``data``
             section); None: the fast path with its defaults (``on_device: auto``).
         seed: the run's seed. Every experience re-seeds all random generators
-            from ``(seed, experience)`` (:class:`cfer.plugins.experience_seed.ExperienceSeedPlugin`),
+            from ``(seed, experience)`` (:class:`cfer.plugins.run.experience_seed.ExperienceSeedPlugin`),
             so a run that starts from a shared basic model gives the same numbers
             as one that trains experience 0 itself; plugins draw with it too.
 
@@ -238,10 +238,10 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, params=None, e
         An Avalanche strategy, with ``strategy.seen_class_mask`` and
         ``strategy.schedule`` attached.
     """
-    from cfer.plugins.compat import loader_defaults, no_initial_eval
-    from cfer.plugins.experience_seed import ExperienceSeedPlugin
-    from cfer.plugins.memory import stream_totals
+    from cfer.plugins.method.memory import stream_totals
+    from cfer.plugins.run.experience_seed import ExperienceSeedPlugin
     from cfer.plugins.speed import fast_data, precision
+    from cfer.plugins.workarounds.templates import loader_defaults, no_initial_eval
     from cfer.strategies.masking import SeenClassMask
     from cfer.strategies.models.network import CLModel
 

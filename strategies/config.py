@@ -65,7 +65,7 @@ class StrategyConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # paper: fp32 (Keras default)
     channels_last: bool = False  # NHWC activations: faster convolutions in bf16/fp16 on GPUs
     compile: str | bool = "false"  # false | default | reduce-overhead (CUDA graphs, small batches)
-    # -- memory of PSMR and the replay baselines (the rule: cfer.plugins.memory) ---------------
+    # -- memory of PSMR and the replay baselines (the rule: cfer.plugins.method.memory) ---------------
     memory_fraction: float = 0.3  # paper: M = floor(0.3 * |train set of all classes|)
     memory_mode: Literal["grow", "limit"] = "grow"  # paper default: m = floor(M / K) per class, fixed
     mem_per_class: int | None = None  # overrides m; paper: floor(M / 21)

@@ -140,14 +140,14 @@ def test_penalties_and_distillation_change_the_loss_after_the_first_experience(n
 def test_gdumb_retrains_from_its_initial_weights_on_the_memory_alone(bm):
     """Every experience starts from the untrained model and trains on the class-balanced
     memory only (never on the full new experience), also when its basic model is shared."""
-    from cfer.plugins.primer import PrimerPlugin
+    from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
 
     _, basic = _fresh("gdumb", bm, **EPOCHS)
     untrained = _weights(basic)
     basic.train(bm.train_stream[0], eval_streams=[])
     shared = {k: v.clone() for k, v in basic.model.state_dict().items()}
 
-    rec, primer = Recorder(), PrimerPlugin()
+    rec, primer = Recorder(), StartFromWeightsPlugin()
     model, strategy = _fresh("gdumb", bm, plugins=[rec, primer], **EPOCHS)
     primer.prime(strategy, bm.train_stream[0], state_dict=shared, model=model)
     for exp in bm.train_stream[1:3]:

@@ -15,7 +15,7 @@ import warnings
 import torch
 
 from cfer.benchmarks.placement import FastDataConfig
-from cfer.plugins.distillation import BasicDistillationPlugin
+from cfer.plugins.method.distillation import BasicDistillationPlugin
 from cfer.plugins.speed import fast_data, precision
 from cfer.plugins.speed.one_pass import one_pass
 from cfer.strategies.builder import build

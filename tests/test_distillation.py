@@ -9,7 +9,7 @@ import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from cfer.plugins.distillation import BasicDistillationPlugin, distillation_loss, gamma_at
+from cfer.plugins.method.distillation import BasicDistillationPlugin, distillation_loss, gamma_at
 from tests.conftest import tiny_naive
 
 pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")

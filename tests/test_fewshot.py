@@ -152,8 +152,8 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     import torch
 
     from cfer import strategies
-    from cfer.plugins.distillation import BasicDistillationPlugin
-    from cfer.plugins.primer import PrimerPlugin
+    from cfer.plugins.method.distillation import BasicDistillationPlugin
+    from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
     from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
 
@@ -161,7 +161,7 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     bm = tiny_bench(ds, images, class_order=[COMPOUNDS[0]], shots=2, shot_repeats=4)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=6)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    primer = PrimerPlugin()
+    primer = StartFromWeightsPlugin()
     strategy = strategies.build("kd_only", model=model, benchmark=bm, device="cpu", plugins=[primer],
                                 config=StrategyConfig(patience=0, epochs=1, batch_size=8))
     (kd,) = [p for p in strategy.plugins if isinstance(p, BasicDistillationPlugin)]

@@ -211,7 +211,7 @@ def test_plugin_metrics_match_definitions_and_avalanche(tiny_benchmark):
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin
 
-    from cfer.plugins.fer_metrics import FERPredictionCollector, StepAccuracy, fer_metrics
+    from cfer.plugins.metrics.fer import FERPredictionCollector, StepAccuracy, fer_metrics
 
     RNGManager.set_random_seeds(0)
     bm = tiny_benchmark

@@ -38,8 +38,8 @@ def stock_evaluator(collector, info):
     )
     from avalanche.training.plugins import EvaluationPlugin
 
-    from cfer.plugins.fer_metrics import fer_metrics
-    from cfer.plugins.stream_filter import OnlyStream
+    from cfer.plugins.metrics.fer import fer_metrics
+    from cfer.plugins.metrics.stream_filter import OnlyStream
 
     with warnings.catch_warnings():  # "No loggers specified"
         warnings.simplefilter("ignore", UserWarning)
@@ -58,7 +58,7 @@ def run(method: str, tmp_path, *, ours: bool, patience: int):
 
     from cfer.experiments.config import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
-    from cfer.plugins.fer_metrics import FERPredictionCollector
+    from cfer.plugins.metrics.fer import FERPredictionCollector
 
     RNGManager.set_random_seeds(0)
     bm = bench()
@@ -127,7 +127,7 @@ def test_one_pass_refuses_mixed_streams():
 def test_a_joined_experience_needs_the_one_pass_evaluator():
     from avalanche.training.plugins import EvaluationPlugin
 
-    from cfer.plugins.fer_metrics import fer_metrics
+    from cfer.plugins.metrics.fer import fer_metrics
 
     bm = bench()
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)

@@ -11,8 +11,8 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import nn
 
-from cfer.plugins.psmr import PredictiveSortingReplayPlugin, memory_sizes
-from cfer.plugins.selection import (
+from cfer.plugins.method.psmr import PredictiveSortingReplayPlugin, memory_sizes
+from cfer.plugins.method.selection import (
     ClosestToCenterSelection,
     HerdingSelection,
     PredictiveSortingSelection,
@@ -305,7 +305,7 @@ def test_plain_avalanche_user_code(bench):
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin
 
-    from cfer.plugins.distillation import BasicDistillationPlugin
+    from cfer.plugins.method.distillation import BasicDistillationPlugin
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 32), nn.ReLU(),

@@ -17,8 +17,8 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import nn
 
-from cfer.plugins.psmr import NewClassDrawBatchSampler, PredictiveSortingReplayPlugin
-from cfer.plugins.selection import PredictiveSortingSelection
+from cfer.plugins.method.psmr import NewClassDrawBatchSampler, PredictiveSortingReplayPlugin
+from cfer.plugins.method.selection import PredictiveSortingSelection
 from tests.conftest import make_tiny_dataset, tiny_naive
 
 pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")

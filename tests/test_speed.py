@@ -142,7 +142,7 @@ def test_loaders_of_every_kind_give_the_same_items():
 
 
 def test_exemplar_ranking_loader_matches_the_selection_loader():
-    from cfer.plugins.selection import PredictiveSortingSelection, _loader
+    from cfer.plugins.method.selection import PredictiveSortingSelection, _loader
 
     bm = tiny_bm()
     strategy, _ = run("naive", bm, fast=True, n_exps=1)

@@ -114,7 +114,7 @@ def test_a_shared_basic_model_gives_the_numbers_of_a_self_trained_run(name, tiny
     ends every later step with the weights and test accuracies, to the last bit, of the
     same run training experience 0 itself (its own state after experience 0, its random
     stream after it)."""
-    from cfer.plugins.primer import PrimerPlugin
+    from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
 
     bm = tiny_benchmark
     stream, tests = bm.train_stream, bm.test_stream
@@ -130,7 +130,7 @@ def test_a_shared_basic_model_gives_the_numbers_of_a_self_trained_run(name, tiny
         own.train(exp, eval_streams=[])
         own_steps.append((_weights(own), own.eval(tests[: i + 1])[key]))
 
-    primer = PrimerPlugin()
+    primer = StartFromWeightsPlugin()
     primed_model, primed = _fresh(name, bm, plugins=[primer])
     for i, exp in enumerate(stream):
         if i == 0:
@@ -477,7 +477,7 @@ def test_importing_the_package_and_the_config_stays_free_of_torch():
 
 
 def test_memory_rule_is_one_module_shared_by_psmr_and_the_replay_baselines(tiny_benchmark):
-    from cfer.plugins import memory, psmr
+    from cfer.plugins.method import memory, psmr
 
     assert psmr.memory_sizes is memory.memory_sizes  # still importable from the plugin
     assert memory.memory_sizes(fraction=0.3, total_train_size=90, total_classes=9) == (27, 3)

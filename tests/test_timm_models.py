@@ -170,7 +170,7 @@ def test_a_timm_model_trains_kd_psmr(tmp_path):
     with the reference's freezing; herding's default feature layer is the feature extractor's output."""
     from avalanche.core import SupervisedPlugin
 
-    from cfer.plugins.selection import features
+    from cfer.plugins.method.selection import features
     from cfer.strategies.builder import build
     from cfer.strategies.config import StrategyConfig
 

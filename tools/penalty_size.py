@@ -23,7 +23,7 @@ def measure(run_dir: Path, *, method: str, steps: int) -> list[dict]:
 
     from cfer.experiments.config import load_config
     from cfer.experiments.continual import ContinualRunner, plan_runs
-    from cfer.plugins.primer import PrimerPlugin
+    from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
 
     class Probe(SupervisedPlugin):
         def __init__(self):
@@ -40,7 +40,7 @@ def measure(run_dir: Path, *, method: str, steps: int) -> list[dict]:
     runner = ContinualRunner(cfg, run_dir)
     spec = plan_runs(cfg, runner.ctx.data().dataset.class_names)[0]
     basic = runner.basic_state(spec, device=runner.ctx.device())
-    probe, primer = Probe(), PrimerPlugin()
+    probe, primer = Probe(), StartFromWeightsPlugin()
     with runner.ctx.session(method, order=spec.order, fold=spec.fold, seed=spec.seed,
                             device=runner.ctx.device(), log_dir=Path("/tmp") / "cfer-penalty",
                             plugins=[probe, primer]) as s:

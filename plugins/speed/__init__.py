@@ -27,7 +27,7 @@ The two ``enable`` functions are reached through their modules
 (``fast_data.enable``, ``precision.enable``). The ``data`` config section,
 :class:`cfer.benchmarks.placement.FastDataConfig`, lives in ``cfer.benchmarks``
 so that configs load without torch. Avalanche 0.6 internals the fast path reads
-are in :mod:`cfer.plugins.compat`.
+are in :mod:`cfer.plugins.workarounds`.
 """
 
 from cfer.plugins.speed.device_transforms import DeviceTransform, affine_batch

@@ -32,7 +32,7 @@ correct, only slower.
 The walk reads Avalanche 0.6's dataset internals (``_flat_data`` levels with
 ``_datasets``, ``_indices``, ``_cumulative_sizes`` and transform groups, and
 ``_data_attributes``): Avalanche offers no vectorised access to them. Those
-reads are in :mod:`cfer.plugins.compat`.
+reads are in :mod:`cfer.plugins.workarounds`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the row of the benchmark's decoded uint8 image tensor, the label, the extra
 labels Avalanche appends to an item (task labels) and the chain of
 torchvision transforms applied to it. It walks the same flat-data tree that
 Avalanche's ``__getitem__`` walks item by item; the reads of Avalanche's
-private dataset attributes are in :mod:`cfer.plugins.compat`. The resolved
+private dataset attributes are in :mod:`cfer.plugins.workarounds`. The resolved
 labels are checked against the dataset's public ``targets``.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cfer.plugins import compat
 from cfer.plugins.speed.unsupported import Unsupported, UnsupportedTransform
+from cfer.plugins.workarounds import datasets as avalanche_data
 
 
 def _x_transforms(t) -> list:
@@ -37,7 +37,7 @@ def _x_transforms(t) -> list:
 
 def _level_transforms(level, group: str) -> tuple:
     out = []
-    for groups in compat.transform_groups(level):
+    for groups in avalanche_data.transform_groups(level):
         try:
             out += _x_transforms(groups[group])
         except KeyError:
@@ -56,7 +56,7 @@ def _walk(level, idx, pos, group, outer: tuple, leaves: list) -> None:
     from cfer.benchmarks.scenario import ImageTensorDataset
 
     chain = _level_transforms(level, group) + outer
-    for child, sel, local in compat.flat_data_children(level, idx):
+    for child, sel, local in avalanche_data.flat_data_children(level, idx):
         if isinstance(child, FlatData):
             _walk(child, local, pos[sel], group, chain, leaves)
         elif isinstance(child, ImageTensorDataset):
@@ -76,7 +76,7 @@ def _values(seq, idx: np.ndarray) -> np.ndarray:
         return np.full(len(idx), seq[0])
     if isinstance(seq, FlatData):
         out = None
-        for child, sel, local in compat.flat_data_children(seq, idx):
+        for child, sel, local in avalanche_data.flat_data_children(seq, idx):
             part = _values(child, local)
             if out is None:
                 out = np.empty(len(idx), dtype=part.dtype)
@@ -115,7 +115,7 @@ def item_table(datasets) -> ItemTable:
         if ds.collate_fn is not default_collate:
             raise Unsupported(f"custom collate_fn {ds.collate_fn!r}")
         n = len(ds)
-        flat, group = compat.dataset_flat_data(ds)
+        flat, group = avalanche_data.dataset_flat_data(ds)
         leaves: list = []
         _walk(flat, np.arange(n, dtype=np.int64), np.arange(n), group, (), leaves)
         r, y, c = (np.empty(n, dtype=np.int64) for _ in range(3))
@@ -132,7 +132,7 @@ def item_table(datasets) -> ItemTable:
         if not np.array_equal(y, _values(ds.targets.data, np.arange(n))):
             # A safety net for the walk over Avalanche internals: never train on wrong labels.
             raise Unsupported("the resolved labels differ from the dataset's targets")
-        attrs = compat.item_attributes(ds)
+        attrs = avalanche_data.item_attributes(ds)
         values = [_values(da.data, np.arange(n)) for da in attrs]
         if extras is None:
             extras = [[] for _ in values]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from cfer.plugins import compat
 from cfer.plugins.speed.image_store import ImageStore
 from cfer.plugins.speed.items import ItemTable
 from cfer.plugins.speed.unsupported import Unsupported
+from cfer.plugins.workarounds import datasets as avalanche_data
 
 
 class _Positions(torch.utils.data.Dataset):
@@ -47,7 +47,7 @@ def _inner_loader(loader):
 
     if isinstance(loader, MultiDatasetDataLoader):
         # Builds the samplers exactly as MultiDatasetDataLoader.__iter__ does for this epoch.
-        return compat.epoch_loader(loader)
+        return avalanche_data.epoch_loader(loader)
     if isinstance(loader, DataLoader):
         return loader
     raise Unsupported(f"loader {type(loader).__name__}")

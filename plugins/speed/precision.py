@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from avalanche.core import SupervisedPlugin
 
-from cfer.plugins import compat
+from cfer.plugins.workarounds import templates
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_MODES = ("false", "default", "reduce-overhead")
@@ -207,7 +207,7 @@ class LossScaling:
 
     def __init__(self, strategy, *, device_type: str):
         cls = type(strategy)
-        own = compat.own_sgd_steps(strategy)
+        own = templates.own_sgd_steps(strategy)
         if own is None:
             raise ValueError(f"training.precision=fp16: {cls.__name__} is not an Avalanche SGD template, "
                              "so its backward pass cannot be loss-scaled; use bf16 or fp32")
@@ -218,7 +218,7 @@ class LossScaling:
         self.scaler = torch.amp.GradScaler(device_type)
         self.backward_calls = 0
         self._scaled = False
-        compat.replace_sgd_steps(strategy, backward=self.backward, optimizer_step=self.optimizer_step)
+        templates.replace_sgd_steps(strategy, backward=self.backward, optimizer_step=self.optimizer_step)
 
     def backward(self):
         s = self.strategy
@@ -260,7 +260,7 @@ class PrecisionPlugin(SupervisedPlugin):
                 if getattr(model, "_cfer_precision", None) is None:
                     ModelPrecision(device_type=device.type, dtype=cfg.dtype,
                                    channels_last=cfg.channels_last).install(model)
-                if cfg.channels_last and not compat.flattens_gradients(strategy):
+                if cfg.channels_last and not templates.flattens_gradients(strategy):
                     model.to(memory_format=torch.channels_last)
             self._model, self.compiled = model, []
         if cfg.compile != "false" and not self.compiled and freeze_settled(strategy):

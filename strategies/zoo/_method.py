@@ -5,7 +5,7 @@
 dataclass, :class:`MethodParams` (each strategy subclasses it, so that its errors
 name ``strategies.params.<its name>.<key>``). PSMR's memory size is not here: it
 is the memory rule shared with the replay baselines (``training.memory_fraction``,
-``memory_mode``, ``mem_per_class``; :mod:`cfer.plugins.memory`).
+``memory_mode``, ``mem_per_class``; :mod:`cfer.plugins.method.memory`).
 Not a strategy itself: the leading underscore keeps it out of the registry.
 """
 
@@ -19,10 +19,10 @@ from typing import ClassVar, Literal
 from cfer.strategies.params import StrategyParams
 
 Teacher = Literal["basic", "previous"]
-Selection = Literal["predictive", "random", "herding", "closest_to_center"]  # cfer.plugins.selection
-Score = Literal["logit", "probability"]  # cfer.plugins.selection.SCORES
-NewClassSamples = Literal["m", "all"] | int  # cfer.plugins.psmr.NEW_CLASS_SAMPLES, or n >= 1
-NewClassDraw = Literal["epoch", "experience"]  # cfer.plugins.psmr.NEW_CLASS_DRAWS
+Selection = Literal["predictive", "random", "herding", "closest_to_center"]  # cfer.plugins.method.selection
+Score = Literal["logit", "probability"]  # cfer.plugins.method.selection.SCORES
+NewClassSamples = Literal["m", "all"] | int  # cfer.plugins.method.psmr.NEW_CLASS_SAMPLES, or n >= 1
+NewClassDraw = Literal["epoch", "experience"]  # cfer.plugins.method.psmr.NEW_CLASS_DRAWS
 TEACHERS, SELECTIONS = typing.get_args(Teacher), typing.get_args(Selection)
 SCORES, DRAWS = typing.get_args(Score), typing.get_args(NewClassDraw)
 
@@ -73,19 +73,19 @@ class MethodParams(StrategyParams):
 
 
 def distillation(ctx):
-    """The paper's :class:`cfer.plugins.distillation.BasicDistillationPlugin` from ``ctx.params``."""
-    from cfer.plugins.distillation import BasicDistillationPlugin
+    """The paper's :class:`cfer.plugins.method.distillation.BasicDistillationPlugin` from ``ctx.params``."""
+    from cfer.plugins.method.distillation import BasicDistillationPlugin
 
     p = ctx.params
     return BasicDistillationPlugin(temperature=p.temperature, gamma=p.gamma, decay=p.decay, teacher=p.teacher)
 
 
 def psmr(ctx):
-    """The paper's :class:`cfer.plugins.psmr.PredictiveSortingReplayPlugin`: the shared memory
+    """The paper's :class:`cfer.plugins.method.psmr.PredictiveSortingReplayPlugin`: the shared memory
     rule of ``ctx.config``, sized over the whole training stream (N, K), and ``ctx.params``'
     ``selection``, ``score``, ``new_class_samples`` and ``new_class_draw``; the new-class draws
     are seeded by the run seed (``ctx.seed``; 0 where the context has none)."""
-    from cfer.plugins.psmr import PredictiveSortingReplayPlugin
+    from cfer.plugins.method.psmr import PredictiveSortingReplayPlugin
 
     cfg, p = ctx.config, ctx.params
     return PredictiveSortingReplayPlugin(fraction=cfg.memory_fraction, mode=cfg.memory_mode,

@@ -25,7 +25,7 @@ class BiCParams(StrategyParams):
 def bic(ctx):
     from avalanche.training import Naive
 
-    from cfer.plugins.compat import bic_plugin
+    from cfer.plugins.workarounds.baselines import bic_plugin
 
     p = ctx.params
     buffer = ctx.class_balanced_buffer()

@@ -19,7 +19,7 @@ class DERParams(StrategyParams):
 @register_strategy("der", params=DERParams, order=160,
                    description="DER++: replay matching stored logits (beta=0: DER)")
 def der(ctx):
-    from cfer.plugins.compat import growing_head_der
+    from cfer.plugins.workarounds.baselines import growing_head_der
 
     strategy_cls, buffer_cls = growing_head_der(ctx.n_classes)
     buffer = ctx.class_balanced_buffer(buffer_cls)

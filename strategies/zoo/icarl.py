@@ -9,7 +9,7 @@ from cfer.strategies.registry import register_strategy
 def icarl(ctx):
     from torchvision.transforms import v2
 
-    from cfer.plugins.compat import growing_head_icarl, icarl_stream_layout
+    from cfer.plugins.workarounds.baselines import growing_head_icarl, icarl_stream_layout
 
     big_m, m = ctx.memory_sizes()
     grow = ctx.config.memory_mode == "grow"

@@ -1,11 +1,11 @@
-"""PrimerPlugin: run an experience through ``train`` with trained weights and no epoch."""
+"""StartFromWeightsPlugin: run an experience through ``train`` with trained weights and no epoch."""
 
 from __future__ import annotations
 
 from avalanche.core import SupervisedPlugin
 
 
-class PrimerPlugin(SupervisedPlugin):
+class StartFromWeightsPlugin(SupervisedPlugin):
     """While priming, loads given weights at the first epoch of the experience and ends
     it before that epoch runs.
 
@@ -18,7 +18,7 @@ class PrimerPlugin(SupervisedPlugin):
     Running experience 0 through ``train`` with the untrained model, swapping
     the trained weights in where the first epoch would start, gives every
     registered strategy exactly the state that training experience 0 itself
-    would have left (with :class:`cfer.plugins.experience_seed.ExperienceSeedPlugin`
+    would have left (with :class:`cfer.plugins.run.experience_seed.ExperienceSeedPlugin`
     the random stream after it is the same too).
     """
 
@@ -46,7 +46,7 @@ class PrimerPlugin(SupervisedPlugin):
         the strategy wraps the model it was built with, into ``model``. This plugin must be
         among the strategy's plugins, and the strategy's model must not be trained yet."""
         if self not in strategy.plugins:
-            raise ValueError("PrimerPlugin.prime: the plugin is not among the strategy's plugins")
+            raise ValueError("StartFromWeightsPlugin.prime: the plugin is not among the strategy's plugins")
         self._state, self._model = state_dict, model
         try:
             strategy.train(experience, eval_streams=list(eval_streams))

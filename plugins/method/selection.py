@@ -41,7 +41,7 @@ from avalanche.training.storage_policy import (
     RandomExemplarsSelectionStrategy,
 )
 
-from cfer.plugins.compat import LiveFeatureOrdering
+from cfer.plugins.workarounds.selection import LiveFeatureOrdering
 
 
 def active_classes(strategy, n_outputs: int) -> list[int]:
@@ -197,7 +197,7 @@ def features(strategy, data, *, layer_name: str | None = None) -> torch.Tensor:
 
 class _LiveFeatureSelection(LiveFeatureOrdering):
     """Feature extraction for Avalanche's feature-based orderings (see module doc; the
-    Avalanche constructor it skips: :class:`cfer.plugins.compat.LiveFeatureOrdering`)."""
+    Avalanche constructor it skips: :class:`cfer.plugins.workarounds.selection.LiveFeatureOrdering`)."""
 
     def features(self, strategy, data) -> torch.Tensor:
         return features(strategy, data, layer_name=self.layer_name)

@@ -22,7 +22,7 @@ import torch
 from avalanche.models import avalanche_forward
 from avalanche.training.plugins import SupervisedPlugin
 
-from cfer.plugins.selection import active_classes
+from cfer.plugins.method.selection import active_classes
 from cfer.plugins.speed.precision import PrecisionPlugin
 
 
@@ -80,7 +80,7 @@ class BasicDistillationPlugin(SupervisedPlugin):
     is scaled by ``(1 - g_i)`` too: list this plugin first.
 
     Only active units take part (the classes seen so far,
-    :func:`cfer.plugins.selection.active_classes`): Avalanche's
+    :func:`cfer.plugins.method.selection.active_classes`): Avalanche's
     ``IncrementalClassifier`` fills not-yet-seen units with -1000. The teacher
     contributes its own trained classes; the student's other active classes
     get teacher logit 0 (the zero padding). The step is ``i = experience

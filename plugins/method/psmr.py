@@ -1,6 +1,6 @@
 """Predictive Sorting Memory Replay (PSMR, Maiden & Nakisa 2023) as an Avalanche replay plugin.
 
-Memory sizes follow the paper (the rule itself: :mod:`cfer.plugins.memory`):
+Memory sizes follow the paper (the rule itself: :mod:`cfer.plugins.method.memory`):
 ``M = floor(fraction * N)`` with ``N`` the number of training images of all
 classes in the stream, and
 ``m = floor(M / K)`` per class with ``K`` the number of classes in the
@@ -16,7 +16,7 @@ the class's training images by the model's score of their true class and
 keeping the top ``m``. The paper's text says "predicted probability"; its
 reference code ranks by the raw true-class logit, which is the default here
 (``score="logit"``; ``"probability"``: softmax over the active units;
-:class:`cfer.plugins.selection.PredictiveSortingSelection`). Afterwards a
+:class:`cfer.plugins.method.selection.PredictiveSortingSelection`). Afterwards a
 class's memory is only shrunk (mode ``"limit"``), keeping the top of its
 stored ranking. Avalanche's ``ParametricBuffer`` would instead re-rank every
 old class with the current model after each experience; :class:`PSMRBuffer`
@@ -50,9 +50,9 @@ from avalanche.training.storage_policy import (
     ParametricBuffer,
 )
 
-from cfer.plugins import memory as memory_rule
-from cfer.plugins.memory import memory_sizes  # the rule, also used by the replay baselines
-from cfer.plugins.selection import SCORES, eval_mode, selection_names, selection_strategy
+from cfer.plugins.method import memory as memory_rule
+from cfer.plugins.method.memory import memory_sizes  # the rule, also used by the replay baselines
+from cfer.plugins.method.selection import SCORES, eval_mode, selection_names, selection_strategy
 
 NEW_CLASS_SAMPLES = ("m", "all")  # or a positive int
 NEW_CLASS_DRAWS = ("epoch", "experience")
@@ -280,7 +280,7 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
 
     After each experience all training images of its classes are ranked by
     the model just trained (``selection``; default the reference's true-class
-    logit, :class:`cfer.plugins.selection.PredictiveSortingSelection`) and the
+    logit, :class:`cfer.plugins.method.selection.PredictiveSortingSelection`) and the
     top ``m`` are stored (see the module docstring for ``M``, ``m`` and the
     modes). On later experiences the memory is mixed with the new data: by
     default concatenated with it, so that one loader shuffles one set of new

@@ -18,7 +18,7 @@ Budget modes:
   keep ``floor(M / K)`` for the whole stream. :func:`class_size` is the plain
   ``floor(M / n)`` share.
 
-Used by the PSMR plugin (:mod:`cfer.plugins.psmr`) and by the replay baselines of
+Used by the PSMR plugin (:mod:`cfer.plugins.method.psmr`) and by the replay baselines of
 :mod:`cfer.strategies.builder`, so that every method's memory has the same size.
 Pure Python: no torch, no Avalanche.
 """

@@ -32,7 +32,8 @@ class ExperienceSeedPlugin(SupervisedPlugin):
     plugin must come first in the plugin list. Avalanche has no callback between
     the last epoch and the template's own after-experience work (DER and ER-ACE
     update their buffers there before any plugin runs), so :meth:`install` wraps
-    the template's ``_after_training_exp`` (:func:`cfer.plugins.compat.call_before_after_training_exp`).
+    the template's ``_after_training_exp``
+    (:func:`cfer.plugins.workarounds.templates.call_before_after_training_exp`).
     """
 
     def __init__(self, seed: int):
@@ -48,7 +49,7 @@ class ExperienceSeedPlugin(SupervisedPlugin):
 
     def install(self, strategy) -> None:
         """Call :meth:`end_of_training` whenever ``strategy``'s training loop of an experience ends."""
-        from cfer.plugins.compat import call_before_after_training_exp
+        from cfer.plugins.workarounds.templates import call_before_after_training_exp
 
         call_before_after_training_exp(strategy, lambda: self.end_of_training(strategy))
 
