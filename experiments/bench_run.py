@@ -85,9 +85,9 @@ def run_benchmark(cfg, *, transform):
 
 
 def strategy_config(cfg, *, batch_size: int, precision: str, compile_mode: str):
-    from cfer.strategies.config import StrategyConfig
+    from cfer.strategies.training import TrainingConfig
 
-    return StrategyConfig(batch_size=batch_size, eval_batch_size=cfg.eval_batch_size, basic_epochs=1,
+    return TrainingConfig(batch_size=batch_size, eval_batch_size=cfg.eval_batch_size, basic_epochs=1,
                           epochs=cfg.step_epochs, patience=0, lr=cfg.lr, basic_lr=cfg.lr,
                           precision=precision, channels_last=cfg.channels_last, compile=compile_mode)
 

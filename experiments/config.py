@@ -1,7 +1,7 @@
 """The experiment config: one typed dataclass per section, YAML overlays it.
 
 Sections: dataset, benchmark, model, training (the training knobs every strategy
-shares, :class:`cfer.strategies.config.StrategyConfig`), strategies (which methods,
+shares, :class:`cfer.strategies.training.TrainingConfig`), strategies (which methods,
 each method's own hyperparameters under ``params.<method>``, per-method
 ``overrides`` of the training knobs), protocol (orders, folds, seeds, paper |
 heldout), evaluation, output, runner.
@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from cfer.benchmarks.placement import FastDataConfig
 from cfer.core.typed import ConfigError, overlay, parse_override, read_yaml, to_dict
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.params import StrategyParams, check_keys
 from cfer.strategies.registry import available, entry
+from cfer.strategies.training import TrainingConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -258,7 +258,7 @@ class ExperimentConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     data: FastDataConfig = field(default_factory=FastDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    training: StrategyConfig = field(default_factory=StrategyConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     strategies: StrategiesConfig = field(default_factory=StrategiesConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     fewshot: FewShotConfig = field(default_factory=FewShotConfig)
@@ -284,7 +284,7 @@ class ExperimentConfig:
                 raise ConfigError(f"{where}: key 'strategies.overrides.{m}': unknown strategy {m!r}")
             self._training(m, where=where)
 
-    def training_for(self, method: str) -> StrategyConfig:
+    def training_for(self, method: str) -> TrainingConfig:
         """The shared training section with ``method``'s ``strategies.overrides`` applied."""
         return self._training(method, where="config")
 
@@ -293,7 +293,7 @@ class ExperimentConfig:
         with ``strategies.params.<method>`` laid over the defaults."""
         return self._params(method, where="config")
 
-    def _training(self, method: str, *, where: str) -> StrategyConfig:
+    def _training(self, method: str, *, where: str) -> TrainingConfig:
         over = self.strategies.overrides.get(method, {})
         try:
             return overlay(self.training, over, where=where, prefix=f"strategies.overrides.{method}")

@@ -8,13 +8,13 @@ classes are imported from their modules: ``cfer.strategies.models.network.CLMode
 """
 
 from cfer.strategies.builder import BuildContext, build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.models.registry import available_models, build_model, register_model
 from cfer.strategies.params import NoParams, StrategyParams
 from cfer.strategies.registry import StrategyEntry, available, entry, register_strategy
-from cfer.strategies.zoo._method import MethodParams
+from cfer.strategies.training import TrainingConfig
+from cfer.strategies.zoo._paper_method import MethodParams
 
-__all__ = ["BuildContext", "MethodParams", "ModelConfig", "NoParams", "StrategyConfig", "StrategyEntry",
+__all__ = ["BuildContext", "MethodParams", "ModelConfig", "NoParams", "TrainingConfig", "StrategyEntry",
            "StrategyParams", "available", "available_models", "build", "build_model", "entry",
            "register_model", "register_strategy"]

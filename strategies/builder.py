@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.params import resolve_params
 from cfer.strategies.registry import entry
+from cfer.strategies.training import TrainingConfig
 
 
 @dataclass
@@ -39,7 +39,7 @@ class BuildContext:
 
     model: object  # cfer.strategies.models.network.CLModel
     benchmark: object
-    config: StrategyConfig
+    config: TrainingConfig
     params: object
     optimizer: object
     evaluator: object
@@ -111,7 +111,7 @@ class BuildContext:
         return cfg.replay_batch_size_mem or cfg.continual_batch_size or cfg.batch_size
 
 
-def make_optimizer(model, config: StrategyConfig):
+def make_optimizer(model, config: TrainingConfig):
     """Adam (epsilon ``config.adam_eps``) or SGD over all parameters; the head's hidden Dense
     weights get the reference code's L2 (Keras ``l2(c)`` adds ``c * sum(w**2)`` to the loss:
     weight decay ``2c``, as torch's Adam/SGD add ``decay * w`` to the gradient).
@@ -149,7 +149,7 @@ def default_evaluator():
                                 loss_metrics(experience=True, stream=True), loggers=[])
 
 
-def schedule_for(model, config: StrategyConfig, *, valid_stream_name: str):
+def schedule_for(model, config: TrainingConfig, *, valid_stream_name: str):
     """The :class:`TrainingSchedule` of ``config`` for ``model`` (its freezing levels)."""
     from cfer.strategies.schedule import Phase, TrainingSchedule
 
@@ -207,7 +207,7 @@ def phase_loader_options(strategy, schedule) -> None:
     strategy.train = train_with_phase_options
 
 
-def build(name: str, *, model, benchmark, config: StrategyConfig, params=None, evaluator=None,
+def build(name: str, *, model, benchmark, config: TrainingConfig, params=None, evaluator=None,
           plugins=(), device="cpu", valid_stream_name: str = "valid", data=None, seed: int = 0):
     """Build the registered strategy ``name``.
 
@@ -247,8 +247,8 @@ def build(name: str, *, model, benchmark, config: StrategyConfig, params=None, e
 
     e = entry(name)
     params = resolve_params(name, e.params, params, where=f"build({name!r})")
-    if not isinstance(config, StrategyConfig):
-        raise TypeError(f"build({name!r}): config must be a StrategyConfig, got {type(config).__name__}")
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"build({name!r}): config must be a TrainingConfig, got {type(config).__name__}")
     if not isinstance(model, CLModel):
         raise TypeError(f"build({name!r}): model must come from strategies.models.build_model, "
                         f"got {type(model).__name__}")

@@ -19,8 +19,8 @@ from cfer.plugins.method.distillation import BasicDistillationPlugin
 from cfer.plugins.speed import fast_data, precision
 from cfer.plugins.speed.one_pass import one_pass
 from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models import ModelConfig, build_model
+from cfer.strategies.training import TrainingConfig
 from tests.test_speed import tiny_bm
 
 
@@ -37,7 +37,7 @@ def test_the_backbone_is_traced_once_per_mode_whatever_the_freezing_and_batch_si
                         n_classes=bm.info.n_basic)
     # Batches 4 and 8: partial last batches of 2 to 6 images (Dynamo gives a batch of 1 a graph
     # of its own: it specialises sizes 0 and 1).
-    cfg = StrategyConfig(batch_size=4, eval_batch_size=8, basic_epochs=1, finetune_epochs=1, epochs=2,
+    cfg = TrainingConfig(batch_size=4, eval_batch_size=8, basic_epochs=1, finetune_epochs=1, epochs=2,
                          patience=0, lr=1e-3, basic_lr=1e-3, finetune_lr=1e-3, mem_per_class=2)
     # As the registry applies training.channels_last / compile, with the eager backend.
     strategy = build("kd_psmr", model=model, benchmark=bm, config=cfg, seed=0,

@@ -123,8 +123,8 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
     from cfer.core.metric_definitions import fewshot_scores
     from cfer.experiments.config import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
-    from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
+    from cfer.strategies.training import TrainingConfig
 
     ds, images = tiny2
     bm = tiny_bench(ds, images, class_order=[COMPOUNDS[0]], shots=1)
@@ -134,7 +134,7 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
         model.classifier.linear.bias.copy_(torch.tensor([0.0] * 6 + [10.0]))
     evaluator, collector, closers = build_evaluator(EvaluationConfig(confusion_matrix=False),
                                                     info=bm.info, log_dir=tmp_path)
-    strategy = strategies.build("naive", model=model, benchmark=bm, config=StrategyConfig(patience=0),
+    strategy = strategies.build("naive", model=model, benchmark=bm, config=TrainingConfig(patience=0),
                                 evaluator=evaluator, device="cpu")
     try:
         strategy.eval(bm.test_stream[:2])
@@ -154,8 +154,8 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     from cfer import strategies
     from cfer.plugins.method.distillation import BasicDistillationPlugin
     from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
-    from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
+    from cfer.strategies.training import TrainingConfig
 
     ds, images = tiny2
     bm = tiny_bench(ds, images, class_order=[COMPOUNDS[0]], shots=2, shot_repeats=4)
@@ -163,7 +163,7 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     primer = StartFromWeightsPlugin()
     strategy = strategies.build("kd_only", model=model, benchmark=bm, device="cpu", plugins=[primer],
-                                config=StrategyConfig(patience=0, epochs=1, batch_size=8))
+                                config=TrainingConfig(patience=0, epochs=1, batch_size=8))
     (kd,) = [p for p in strategy.plugins if isinstance(p, BasicDistillationPlugin)]
     primer.prime(strategy, bm.train_stream[0], state_dict=before, eval_streams=[bm.test_stream[:1]])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

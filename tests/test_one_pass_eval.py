@@ -13,8 +13,8 @@ import torch
 from cfer.benchmarks.transforms import train_transform
 from cfer.plugins.speed.one_pass import PartBatchSampler, one_pass
 from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models import ModelConfig, build_model
+from cfer.strategies.training import TrainingConfig
 from tests.conftest import make_tiny_dataset
 
 
@@ -68,7 +68,7 @@ def run(method: str, tmp_path, *, ours: bool, patience: int):
     else:
         collector, closers = FERPredictionCollector(), []
         evaluator = stock_evaluator(collector, bm.info)
-    cfg = StrategyConfig(batch_size=4, eval_batch_size=3, basic_epochs=2, epochs=2, patience=patience,
+    cfg = TrainingConfig(batch_size=4, eval_batch_size=3, basic_epochs=2, epochs=2, patience=patience,
                          lr=1e-3, basic_lr=3e-3, mem_per_class=2)
     strategy = build(method, model=model, benchmark=bm, config=cfg, evaluator=evaluator, seed=0)
     joined = one_pass if ours else (lambda stream: stream)
@@ -135,7 +135,7 @@ def test_a_joined_experience_needs_the_one_pass_evaluator():
         warnings.simplefilter("ignore")
         evaluator = EvaluationPlugin(*fer_metrics(n_basic=6, component_ids={}), loggers=[])
         strategy = build("naive", model=model, benchmark=bm, evaluator=evaluator,
-                         config=StrategyConfig(basic_epochs=1, patience=0))
+                         config=TrainingConfig(basic_epochs=1, patience=0))
         strategy.train(bm.train_stream[0], eval_streams=[])
         strategy.train(bm.train_stream[1], eval_streams=[])
         with pytest.raises(ValueError, match="needs cfer.plugins.speed.one_pass.OnePassEvaluationPlugin"):

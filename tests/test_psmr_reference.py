@@ -101,12 +101,12 @@ def _kd_psmr(bench, *, mode, fast, epochs=2, **training):
 
     from cfer.benchmarks.placement import FastDataConfig
     from cfer.strategies.builder import build
-    from cfer.strategies.config import StrategyConfig
     from cfer.strategies.models import ModelConfig, build_model
+    from cfer.strategies.training import TrainingConfig
 
     RNGManager.set_random_seeds(0)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bench.info.n_basic)
-    config = StrategyConfig(**{"batch_size": 4, "eval_batch_size": 8, "basic_epochs": 1, "epochs": epochs,
+    config = TrainingConfig(**{"batch_size": 4, "eval_batch_size": 8, "basic_epochs": 1, "epochs": epochs,
                                "patience": 0, "lr": 1e-3, "basic_lr": 1e-3, "memory_fraction": FRACTION,
                                "memory_mode": mode, **training})
     strategy = build("kd_psmr", model=model, benchmark=bench, config=config,

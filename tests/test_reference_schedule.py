@@ -13,17 +13,17 @@ import torch
 
 from cfer.benchmarks.transforms import AugmentConfig, KerasAffine, train_transform
 from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.models.registry import build_model
 from cfer.strategies.schedule import BestTracker, Phase, TrainingSchedule
+from cfer.strategies.training import TrainingConfig
 from tests.conftest import make_tiny_dataset
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
             basic_lr=1e-3, mem_per_class=1)
 
 
-def paper_training() -> StrategyConfig:
+def paper_training() -> TrainingConfig:
     from cfer.experiments.config import load_config
 
     return load_config("paper_cfee").training
@@ -162,7 +162,7 @@ def test_paper_config_builds_the_reference_schedule(tiny_benchmark):
     assert (s.schedule.patience, s.schedule.finetune_best, s.schedule.restore_best) == (100, "fresh",
                                                                                         "on_stop")
     assert all(g["eps"] == 1e-7 for g in s.optimizer.param_groups)  # Keras' Adam epsilon
-    default = build("naive", model=model, benchmark=tiny_benchmark, config=StrategyConfig(**TINY))
+    default = build("naive", model=model, benchmark=tiny_benchmark, config=TrainingConfig(**TINY))
     assert all(g["eps"] == 1e-8 for g in default.optimizer.param_groups)
 
 
@@ -173,7 +173,7 @@ def test_a_real_basic_training_stops_on_the_validation_loss(tiny_benchmark):
     torch.manual_seed(0)
     # No drop of the loss can be larger than 1e9: epoch 1 stays the best, patience 2 stops the
     # stage at epoch 3, and epoch 1's weights come back.
-    cfg = StrategyConfig(**{**TINY, "basic_epochs": 8, "patience": 2, "basic_lr": 5e-2,
+    cfg = TrainingConfig(**{**TINY, "basic_epochs": 8, "patience": 2, "basic_lr": 5e-2,
                             "basic_monitor": "loss", "basic_min_delta": 1e9})
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm, config=cfg, evaluator=evaluator())
@@ -185,7 +185,7 @@ def test_a_real_basic_training_stops_on_the_validation_loss(tiny_benchmark):
     assert loss == pytest.approx(sched.history[0])  # the monitored value is the validation loss
     # with min_delta 0 the same run keeps improving its loss and runs longer
     torch.manual_seed(0)
-    cfg = StrategyConfig(**{**TINY, "basic_epochs": 8, "patience": 2, "basic_lr": 5e-2,
+    cfg = TrainingConfig(**{**TINY, "basic_epochs": 8, "patience": 2, "basic_lr": 5e-2,
                             "basic_monitor": "loss"})
     strategy = build("naive", model=build_model(ModelConfig(), n_classes=bm.info.n_basic), benchmark=bm,
                      config=cfg, evaluator=evaluator())
@@ -228,7 +228,7 @@ def test_continual_batches_are_16_with_the_last_partial_one_dropped(batch_benchm
                 loaders.add(isinstance(strategy.dataloader, FastLoader))
 
         torch.manual_seed(0)
-        cfg = StrategyConfig(**{**TINY, "batch_size": 32, "continual_batch_size": 16, "mem_per_class": 3,
+        cfg = TrainingConfig(**{**TINY, "batch_size": 32, "continual_batch_size": 16, "mem_per_class": 3,
                                 **training})
         strategy = build(method, model=build_model(ModelConfig(), n_classes=bm.info.n_basic), benchmark=bm,
                          config=cfg, plugins=[Spy()], data=FastDataConfig(on_device=on_device))
@@ -251,7 +251,7 @@ def test_continual_batches_are_16_with_the_last_partial_one_dropped(batch_benchm
 
 def test_a_train_call_over_both_phases_needs_one_drop_last(batch_benchmark):
     bm = batch_benchmark
-    cfg = StrategyConfig(**{**TINY, "continual_drop_last": True})
+    cfg = TrainingConfig(**{**TINY, "continual_drop_last": True})
     strategy = build("naive", model=build_model(ModelConfig(), n_classes=bm.info.n_basic), benchmark=bm,
                      config=cfg)
     with pytest.raises(ValueError, match="drop_last"):
@@ -273,7 +273,7 @@ def test_head_l2_is_on_in_the_basic_phase_and_off_in_continual_ones(tiny_benchma
             decays.append((strategy.experience.current_experience, [g["weight_decay"] for g in head]))
 
     model = build_model(ModelConfig(name="small_cnn", head="paper", hidden=(16,)), n_classes=bm.info.n_basic)
-    cfg = StrategyConfig(**{**TINY, "continual_head_l2": continual_head_l2, "weight_decay": 1e-3})
+    cfg = TrainingConfig(**{**TINY, "continual_head_l2": continual_head_l2, "weight_decay": 1e-3})
     strategy = build("naive", model=model, benchmark=bm, config=cfg, plugins=[Spy()])
     for i in range(3):
         strategy.train(bm.train_stream[i], eval_streams=[])

@@ -15,9 +15,9 @@ from cfer.benchmarks.transforms import train_transform
 from cfer.plugins.speed import device_transforms, fast_data, precision
 from cfer.plugins.speed.loader import FastLoader
 from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models import ModelConfig, build_model
 from cfer.strategies.registry import available, entry
+from cfer.strategies.training import TrainingConfig
 from tests.conftest import make_tiny_dataset
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
@@ -75,7 +75,7 @@ def run(name, bm, *, fast: bool, prec: precision.PrecisionConfig | None = None, 
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
     rec = recorder()
     # The registry's own speed options are off: this helper applies them itself.
-    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
+    strategy = build(name, model=model, benchmark=bm, config=TrainingConfig(**TINY),
                      params=TINY_PARAMS.get(name), evaluator=quiet_evaluator(), plugins=[rec], data=STOCK)
     if prec is not None:
         precision.enable(strategy, prec, compile_backend=backend)
@@ -223,7 +223,7 @@ def test_fast_data_config_and_enable_errors():
         FastDataConfig(on_device="gpu")
     bm = tiny_bm()
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    strategy = build("naive", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+    strategy = build("naive", model=model, benchmark=bm, config=TrainingConfig(**TINY),
                      data=FastDataConfig(on_device="false"))
     with pytest.raises(ValueError, match="data.on_device=true needs a CUDA device"):
         fast_data.enable(strategy, FastDataConfig(on_device="true"))
@@ -331,7 +331,7 @@ def test_every_registered_strategy_trains_with_fp16_channels_last_and_the_fast_p
     bm = tiny_bm(train_transform=train_transform())
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
-    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
+    strategy = build(name, model=model, benchmark=bm, config=TrainingConfig(**TINY),
                      params=TINY_PARAMS.get(name), evaluator=quiet_evaluator(), data=STOCK)
     plugin = precision.enable(strategy, precision.PrecisionConfig(precision="fp16", channels_last=True))
     fast_data.enable(strategy)
@@ -350,7 +350,7 @@ def test_every_registered_strategy_trains_with_fp16_channels_last_and_the_fast_p
 def test_default_precision_changes_nothing():
     bm = tiny_bm()
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    strategy = build("naive", model=model, benchmark=bm, config=StrategyConfig(**TINY), data=STOCK)
+    strategy = build("naive", model=model, benchmark=bm, config=TrainingConfig(**TINY), data=STOCK)
     n_plugins = len(strategy.plugins)
     assert precision.enable(strategy, precision.PrecisionConfig()) is None
     assert len(strategy.plugins) == n_plugins and not model._forward_pre_hooks
@@ -382,8 +382,8 @@ def test_the_registry_applies_the_configured_speed_options():
     bm = tiny_bm()
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm,
-                     config=StrategyConfig(**{**TINY, "precision": "bf16", "channels_last": True}))
+                     config=TrainingConfig(**{**TINY, "precision": "bf16", "channels_last": True}))
     kinds = [type(p).__name__ for p in strategy.plugins]
     assert "PrecisionPlugin" in kinds and kinds[-1] == "FastDataPlugin"
     with pytest.raises(ValueError, match="training.precision"):
-        StrategyConfig(**{**TINY, "precision": "fp8"})
+        TrainingConfig(**{**TINY, "precision": "fp8"})

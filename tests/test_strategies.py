@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models.classifier import GrowingClassifier
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.models.registry import build_model
 from cfer.strategies.registry import available, entry
+from cfer.strategies.training import TrainingConfig
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
             basic_lr=1e-3, mem_per_class=1)
@@ -74,7 +74,7 @@ def test_strategy_trains_and_evaluates(name, tiny_benchmark):
     n_basic, n_exps = bm.info.n_basic, len(bm.train_stream)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=n_basic)
     assert head_width_of(model) == n_basic
-    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**TINY),
+    strategy = build(name, model=model, benchmark=bm, config=TrainingConfig(**TINY),
                      params=TINY_PARAMS.get(name), evaluator=evaluator())
     if entry(name).offline:
         strategy.train(bm.train_stream, eval_streams=[bm.valid_stream])
@@ -97,7 +97,7 @@ def _fresh(name, bm, *, plugins=(), seed=0, **config):
 
     RNGManager.set_random_seeds(seed)
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
-    strategy = build(name, model=model, benchmark=bm, config=StrategyConfig(**{**TINY, **config}),
+    strategy = build(name, model=model, benchmark=bm, config=TrainingConfig(**{**TINY, **config}),
                      params=TINY_PARAMS.get(name), evaluator=evaluator(), plugins=list(plugins),
                      seed=seed)
     return model, strategy
@@ -151,7 +151,7 @@ def head_width_of(model) -> int:
 def test_evaluating_an_unseen_class_is_a_clear_error(tiny_benchmark):
     bm = tiny_benchmark
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    strategy = build("naive", model=model, benchmark=bm, config=StrategyConfig(**TINY))
+    strategy = build("naive", model=model, benchmark=bm, config=TrainingConfig(**TINY))
     strategy.train(bm.train_stream[0], eval_streams=[])
     with pytest.raises(ValueError, match=r"classes \[6\] that the model has not been trained on"):
         strategy.eval(bm.test_stream[:2])
@@ -176,7 +176,7 @@ def test_schedule_sets_phase_lr_epochs_and_two_stage_freezing(tiny_benchmark):
     from avalanche.core import SupervisedPlugin
 
     bm = tiny_benchmark
-    cfg = StrategyConfig(**{**TINY, "basic_epochs": 2, "finetune_epochs": 1, "epochs": 2,
+    cfg = TrainingConfig(**{**TINY, "basic_epochs": 2, "finetune_epochs": 1, "epochs": 2,
                             "basic_lr": 1e-2, "finetune_lr": 1e-4, "lr": 1e-3})
     model = build_model(ModelConfig(basic_freeze_below="all", finetune_freeze_below="layer2",
                                     freeze_below="layer1"), n_classes=bm.info.n_basic)
@@ -200,7 +200,7 @@ def test_schedule_sets_phase_lr_epochs_and_two_stage_freezing(tiny_benchmark):
 def test_early_stopping_restores_the_best_weights(tiny_benchmark):
     bm = tiny_benchmark
     torch.manual_seed(0)
-    cfg = StrategyConfig(**{**TINY, "basic_epochs": 6, "patience": 2, "basic_lr": 5e-2})
+    cfg = TrainingConfig(**{**TINY, "basic_epochs": 6, "patience": 2, "basic_lr": 5e-2})
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm, config=cfg, evaluator=evaluator())
     strategy.train(bm.train_stream[0], eval_streams=[bm.valid_stream[:1]])
@@ -217,7 +217,7 @@ def test_early_stopping_restores_the_best_weights(tiny_benchmark):
 
 def test_early_stopping_needs_the_validation_metric(tiny_benchmark):
     bm = tiny_benchmark
-    cfg = StrategyConfig(**{**TINY, "basic_epochs": 2, "patience": 1})
+    cfg = TrainingConfig(**{**TINY, "basic_epochs": 2, "patience": 1})
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm, config=cfg, valid_stream_name="nowhere")
     with pytest.raises(ValueError, match="nowhere_stream"):
@@ -227,30 +227,30 @@ def test_early_stopping_needs_the_validation_metric(tiny_benchmark):
 def test_build_rejects_bad_inputs(tiny_benchmark):
     bm = tiny_benchmark
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    with pytest.raises(TypeError, match="StrategyConfig"):
+    with pytest.raises(TypeError, match="TrainingConfig"):
         build("naive", model=model, benchmark=bm, config={"lr": 1})
     with pytest.raises(TypeError, match="build_model"):
-        build("naive", model=torch.nn.Linear(2, 2), benchmark=bm, config=StrategyConfig())
+        build("naive", model=torch.nn.Linear(2, 2), benchmark=bm, config=TrainingConfig())
     with pytest.raises(ValueError, match="model.image_size is 32"):
         build("naive", model=build_model(ModelConfig(image_size=32), n_classes=6), benchmark=bm,
-              config=StrategyConfig())
+              config=TrainingConfig())
     with pytest.raises(ValueError, match="m = 0 per class"):  # 0.3 * 18 images < 9 classes
-        build("replay", model=model, benchmark=bm, config=StrategyConfig())
+        build("replay", model=model, benchmark=bm, config=TrainingConfig())
     with pytest.raises(ValueError, match="training.memory_mode"):
-        StrategyConfig(memory_mode="forever")
+        TrainingConfig(memory_mode="forever")
 
 
 def test_replay_memory_follows_the_paper_rule(tiny_benchmark):
     bm = tiny_benchmark
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     for mode, expected in (("grow", 2 * 9), ("limit", 2 * 9)):
-        cfg = StrategyConfig(**{**TINY, "mem_per_class": 2, "memory_mode": mode})
+        cfg = TrainingConfig(**{**TINY, "mem_per_class": 2, "memory_mode": mode})
         strategy = build("replay", model=model, benchmark=bm, config=cfg)
         (plugin,) = [p for p in strategy.plugins if type(p).__name__ == "ReplayPlugin"]
         assert plugin.storage_policy.max_size == expected
         assert plugin.storage_policy.adaptive_size == (mode == "limit")
     strategy = build("replay", model=model, benchmark=bm,
-                     config=StrategyConfig(**{**TINY, "mem_per_class": 2}))
+                     config=TrainingConfig(**{**TINY, "mem_per_class": 2}))
     strategy.train(bm.train_stream[0], eval_streams=[])
     groups = strategy.plugins[1].storage_policy.buffer_groups
     assert sorted(groups) == list(range(6)) and all(len(g.buffer) == 2 for g in groups.values())
@@ -259,7 +259,7 @@ def test_replay_memory_follows_the_paper_rule(tiny_benchmark):
 def test_optimizer_follows_the_growing_head(tiny_benchmark):
     bm = tiny_benchmark
     model = build_model(ModelConfig(name="small_cnn", head="paper", hidden=(16,)), n_classes=bm.info.n_basic)
-    strategy = build("naive", model=model, benchmark=bm, config=StrategyConfig(**TINY))
+    strategy = build("naive", model=model, benchmark=bm, config=TrainingConfig(**TINY))
     for i in range(2):
         strategy.train(bm.train_stream[i], eval_streams=[])
     optimized = [p for g in strategy.optimizer.param_groups for p in g["params"]]
@@ -274,7 +274,8 @@ def test_optimizer_follows_the_growing_head(tiny_benchmark):
 
 # --- per-strategy hyperparameters ---------------------------------------------------------------
 
-# Every strategy's defaults, as the flat StrategyConfig had them (results must not change).
+# Every strategy's defaults, as the flat training config (then StrategyConfig) had them (results must
+# not change).
 DEFAULTS = {
     "lwf": dict(alpha=1.0, temperature=2.0),
     "ewc": dict(ewc_lambda=5000.0),
@@ -307,7 +308,7 @@ def test_build_takes_params_as_a_mapping_or_an_instance(tiny_benchmark):
 
     bm = tiny_benchmark
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    config = StrategyConfig(**TINY)
+    config = TrainingConfig(**TINY)
 
     def lwf_plugin(strategy):
         (plugin,) = [p for p in strategy.plugins if type(p).__name__ == "LwFPlugin"]
@@ -334,7 +335,7 @@ def test_build_takes_params_as_a_mapping_or_an_instance(tiny_benchmark):
 
 
 def test_the_method_and_its_ablations_share_one_validated_params_dataclass(tiny_benchmark):
-    from cfer.strategies.zoo._method import MethodParams
+    from cfer.strategies.zoo._paper_method import MethodParams
 
     for name in ("kd_psmr", "kd_only", "psmr_only", "kd_random_replay", "kd_herding"):
         assert issubclass(entry(name).params, MethodParams)
@@ -350,7 +351,7 @@ def test_the_method_and_its_ablations_share_one_validated_params_dataclass(tiny_
 
     bm = tiny_benchmark
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    strategy = build("kd_psmr", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+    strategy = build("kd_psmr", model=model, benchmark=bm, config=TrainingConfig(**TINY),
                      params={"temperature": 5, "gamma": 0.2, "decay": False, "teacher": "previous",
                              "selection": "herding"})
     names = [type(p).__name__ for p in strategy.plugins]
@@ -438,12 +439,12 @@ def test_a_strategy_with_one_hyperparameter_is_one_new_file(tmp_path, monkeypatc
         assert entry("scaled_naive").description == "naive, loss scaled"
         bm = tiny_benchmark
         model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-        strategy = build("scaled_naive", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+        strategy = build("scaled_naive", model=model, benchmark=bm, config=TrainingConfig(**TINY),
                          params={"scale": 0.5})
         strategy.train(bm.train_stream[0], eval_streams=[])
         with pytest.raises(ValueError, match="unknown key 'strategies.params.scaled_naive.sclae' "
                                              r"\(known here: scale\)"):
-            build("scaled_naive", model=model, benchmark=bm, config=StrategyConfig(**TINY),
+            build("scaled_naive", model=model, benchmark=bm, config=TrainingConfig(**TINY),
                   params={"sclae": 0.5})
         with pytest.raises(ValueError, match="strategies.params.scaled_naive.scale: must be > 0"):
             entry("scaled_naive").params(scale=0)
@@ -489,7 +490,7 @@ def test_memory_rule_is_one_module_shared_by_psmr_and_the_replay_baselines(tiny_
     n, k = memory.stream_totals(bm.train_stream)
     assert k == 9 and n == sum(len(e.dataset) for e in bm.train_stream)
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
-    cfg = StrategyConfig(**{**TINY, "mem_per_class": None, "memory_fraction": 1.0, "memory_mode": "limit"})
+    cfg = TrainingConfig(**{**TINY, "mem_per_class": None, "memory_fraction": 1.0, "memory_mode": "limit"})
     big_m, m = memory.memory_sizes(fraction=1.0, total_train_size=n, total_classes=k)
     replay = build("replay", model=model, benchmark=bm, config=cfg)
     (plugin,) = [p for p in replay.plugins if type(p).__name__ == "ReplayPlugin"]

@@ -22,8 +22,8 @@ from cfer.experiments.config import EvaluationConfig
 from cfer.experiments.evaluation import build_evaluator
 from cfer.plugins.speed.one_pass import one_pass
 from cfer.strategies.builder import build
-from cfer.strategies.config import StrategyConfig
 from cfer.strategies.models import ModelConfig, build_model
+from cfer.strategies.training import TrainingConfig
 from tests.test_speed import tiny_bm
 
 READS = ("item", "__float__", "__int__", "__bool__", "tolist", "cpu", "numpy")
@@ -54,7 +54,7 @@ def kd_psmr(tmp_path, *, batch_size: int, eval_batch_size: int):
     model = build_model(ModelConfig(name="small_cnn"), n_classes=bm.info.n_basic)
     evaluator, collector, closers = build_evaluator(EvaluationConfig(), info=bm.info,
                                                     log_dir=tmp_path / f"logs{batch_size}")
-    cfg = StrategyConfig(batch_size=batch_size, continual_batch_size=batch_size,
+    cfg = TrainingConfig(batch_size=batch_size, continual_batch_size=batch_size,
                          eval_batch_size=eval_batch_size, basic_epochs=1, epochs=1, patience=0,
                          lr=1e-3, basic_lr=1e-3, mem_per_class=2)
     strategy = build("kd_psmr", model=model, benchmark=bm, config=cfg, evaluator=evaluator,
@@ -122,7 +122,7 @@ def test_the_count_sees_avalanche_s_own_metrics(tmp_path, count_reads):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             strategy = build("naive", model=model, benchmark=bm,
-                             config=StrategyConfig(batch_size=batch_size, basic_epochs=1, patience=0),
+                             config=TrainingConfig(batch_size=batch_size, basic_epochs=1, patience=0),
                              evaluator=EvaluationPlugin(loss_metrics(epoch=True), loggers=[]))
             calls.clear()
             counting[0] = True

@@ -172,7 +172,7 @@ def test_a_timm_model_trains_kd_psmr(tmp_path):
 
     from cfer.plugins.method.selection import features
     from cfer.strategies.builder import build
-    from cfer.strategies.config import StrategyConfig
+    from cfer.strategies.training import TrainingConfig
 
     torch.manual_seed(0)
     bm = tiny_benchmark_32px()
@@ -180,7 +180,7 @@ def test_a_timm_model_trains_kd_psmr(tmp_path):
                                     basic_freeze_below="all", finetune_freeze_below="layer3",
                                     freeze_below="layer4", image_size=32), n_classes=bm.info.n_basic)
     assert isinstance(model.backbone, TimmBackbone)
-    cfg = StrategyConfig(batch_size=4, eval_batch_size=8, basic_epochs=1, finetune_epochs=1, epochs=1,
+    cfg = TrainingConfig(batch_size=4, eval_batch_size=8, basic_epochs=1, finetune_epochs=1, epochs=1,
                          patience=0, lr=1e-2, basic_lr=1e-2, finetune_lr=1e-2, mem_per_class=1)
     seen = []
 

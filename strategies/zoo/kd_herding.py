@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from cfer.strategies.registry import register_strategy
-from cfer.strategies.zoo._method import MethodParams, Selection, distillation, psmr
+from cfer.strategies.zoo._paper_method import MethodParams, Selection, distillation, psmr
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from cfer.strategies.registry import register_strategy
-from cfer.strategies.zoo._method import MethodParams, psmr
+from cfer.strategies.zoo._paper_method import MethodParams, psmr
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`StrategyConfig`: the training knobs shared by every strategy (flat, typed).
+"""`TrainingConfig`: the `training:` section, the training knobs shared by every strategy (flat, typed).
 
 The experiment runner fills it from the YAML ``training:`` section (and the
 per-method ``strategies.overrides``). A strategy's own hyperparameters are not
@@ -21,7 +21,7 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
-class StrategyConfig:
+class TrainingConfig:
     # -- optimisation ---------------------------------------------------------------------------
     optimizer: Literal["adam", "sgd"] = "adam"  # paper: Adam (TR:41, TR:60, TR:220)
     lr: float = 1e-5  # continual experiences; paper: 1e-5 (CF --cont_lr)
