@@ -1,26 +1,46 @@
 """Expression data sets as Avalanche class-incremental benchmarks.
 
-Importing this package stays cheap (no torch, no Avalanche): the modules
-below import those only inside the functions that build a benchmark.
+- :mod:`~cfer.benchmarks.readers`: readers of CFEE, RAF-DB, RAF-CE and class-per-folder
+  trees, each giving a :class:`~cfer.benchmarks.dataset.FaceDataset`;
+- :mod:`~cfer.benchmarks.synthetic_faces`: the built-in synthetic faces (CFEE layout);
+- :mod:`~cfer.benchmarks.taxonomy`, :mod:`~cfer.benchmarks.dataset`,
+  :mod:`~cfer.benchmarks.splits`: class names, the data set record, subject folds;
+- :mod:`~cfer.benchmarks.cache`: decoded images, cached on disk;
+- :mod:`~cfer.benchmarks.transforms`, :mod:`~cfer.benchmarks.scenario`: augmentation and
+  the Avalanche benchmark (:func:`compound_benchmark`);
+- :mod:`~cfer.benchmarks.prepare`: face crops of a raw data set (``cfer prepare``).
+
+Importing this package stays cheap (no torch, no Avalanche): the names below are imported
+from their modules when first used (:mod:`cfer.core.lazy`), and those modules import
+torch and Avalanche only inside the functions that build a benchmark.
 """
 
-from cfer.benchmarks import taxonomy
-from cfer.benchmarks.cache import load_images
-from cfer.benchmarks.dataset import FaceDataset, concat
-from cfer.benchmarks.prepare import PrepareConfig, prepare_faces
-from cfer.benchmarks.readers.cfee import load_cfee, parse_cfee_name
-from cfer.benchmarks.readers.folder import load_folder, parse_folder_spec
-from cfer.benchmarks.readers.rafce import load_rafce, load_rafce_stream
-from cfer.benchmarks.readers.rafdb import load_rafdb, load_rafdb_stream
-from cfer.benchmarks.scenario import StreamInfo, class_orders, compound_benchmark
-from cfer.benchmarks.splits import subject_folds
-from cfer.benchmarks.synthetic_faces.action_units import AU_TABLE
-from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
-from cfer.benchmarks.synthetic_faces.writer import synthetic, write_synthetic
+from cfer.core.lazy import lazy_root
 
-__all__ = [
-    "AU_TABLE", "FaceDataset", "PrepareConfig", "StreamInfo", "SyntheticConfig", "class_orders",
-    "compound_benchmark", "concat", "load_cfee", "load_folder", "load_images", "load_rafce",
-    "load_rafce_stream", "load_rafdb", "load_rafdb_stream", "parse_cfee_name", "parse_folder_spec",
-    "prepare_faces", "subject_folds", "synthetic", "taxonomy", "write_synthetic",
-]
+#: Public name -> the module (below ``cfer.benchmarks``) that defines it.
+_MODULES = {
+    'AU_TABLE':           "cfer.benchmarks.synthetic_faces.action_units",
+    'FaceDataset':        "cfer.benchmarks.dataset",
+    'concat':             "cfer.benchmarks.dataset",
+    'PrepareConfig':      "cfer.benchmarks.prepare",
+    'prepare_faces':      "cfer.benchmarks.prepare",
+    'StreamInfo':         "cfer.benchmarks.scenario",
+    'class_orders':       "cfer.benchmarks.scenario",
+    'compound_benchmark': "cfer.benchmarks.scenario",
+    'SyntheticConfig':    "cfer.benchmarks.synthetic_faces.config",
+    'synthetic':          "cfer.benchmarks.synthetic_faces.writer",
+    'write_synthetic':    "cfer.benchmarks.synthetic_faces.writer",
+    'load_cfee':          "cfer.benchmarks.readers.cfee",
+    'parse_cfee_name':    "cfer.benchmarks.readers.cfee",
+    'load_folder':        "cfer.benchmarks.readers.folder",
+    'parse_folder_spec':  "cfer.benchmarks.readers.folder",
+    'load_images':        "cfer.benchmarks.cache",
+    'load_rafce':         "cfer.benchmarks.readers.rafce",
+    'load_rafce_stream':  "cfer.benchmarks.readers.rafce",
+    'load_rafdb':         "cfer.benchmarks.readers.rafdb",
+    'load_rafdb_stream':  "cfer.benchmarks.readers.rafdb",
+    'subject_folds':      "cfer.benchmarks.splits",
+    'taxonomy':           "cfer.benchmarks.taxonomy",
+}
+__all__ = sorted(_MODULES)
+__getattr__, __dir__ = lazy_root(__name__, _MODULES)

@@ -221,9 +221,9 @@ class NaivePath:
         from avalanche.training import Naive
         from avalanche.training.plugins import EvaluationPlugin
 
-        from cfer.benchmarks.placement import FastDataConfig
         from cfer.plugins.speed import fast_data
         from cfer.plugins.speed import precision as prec
+        from cfer.plugins.speed.config import FastDataConfig
 
         timer = self.timer = _EpochTimer(device)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cfer.benchmarks.placement import FastDataConfig
 from cfer.core.typed import ConfigError, overlay, parse_override, read_yaml, to_dict
+from cfer.plugins.speed.config import FastDataConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.params import StrategyParams, check_keys
 from cfer.strategies.registry import available, entry

@@ -1,54 +1,57 @@
 """Avalanche plugins: basic-model distillation, predictive-sorting replay, FER metrics, speed.
 
-Importing this package imports its plugins, hence torch and Avalanche (about
-6 s on 2 CPU cores). What must load without them lives outside it: the ``data``
-config section is :class:`cfer.benchmarks.placement.FastDataConfig`.
+One room per job:
 
-The names below are the public API for users. Code inside the project imports
-from the defining modules (``from cfer.plugins.method.psmr import ...``), not from here.
-Note: ``fer_metrics`` here is the function; its module is reached as
-``from cfer.plugins.metrics.fer import ...``.
+- :mod:`~cfer.plugins.method`: the paper's method (distillation, PSMR, exemplar
+  selection, the memory rule);
+- :mod:`~cfer.plugins.metrics`: FER metrics and Avalanche's, as plugin metrics;
+- :mod:`~cfer.plugins.run`: what makes a run exact (experience seeds, starting from
+  trained weights, the final validation score);
+- :mod:`~cfer.plugins.speed`: the speed path (data on the device, mixed precision);
+- :mod:`~cfer.plugins.workarounds`: every Avalanche 0.6 workaround.
+
+The names below are the public API for users, imported from their modules when first
+used (:mod:`cfer.core.lazy`): importing this package, or a torch-free module below it
+such as :mod:`cfer.plugins.speed.config`, does not import torch or Avalanche. Code
+inside the project imports from the defining modules (``from cfer.plugins.method.psmr
+import ...``).
 """
 
-from cfer.benchmarks.placement import FastDataConfig
-from cfer.plugins.method.distillation import (
-    BasicDistillationPlugin,
-    DistillationConfig,
-    distillation_loss,
-    gamma_at,
-)
-from cfer.plugins.method.memory import memory_sizes
-from cfer.plugins.method.psmr import PredictiveSortingReplayPlugin, PSMRBuffer, PSMRConfig
-from cfer.plugins.method.selection import (
-    ClosestToCenterSelection,
-    HerdingSelection,
-    PredictiveSortingSelection,
-    selection_names,
-    selection_strategy,
-)
-from cfer.plugins.metrics.fer import (
-    UAR,
-    BasicAccuracy,
-    ComponentConfusion,
-    EvalPredictions,
-    FERPredictionCollector,
-    MacroF1,
-    NewClassAccuracy,
-    OldClassAccuracy,
-    StepAccuracy,
-    fer_metrics,
-)
-from cfer.plugins.metrics.stream_filter import OnlyStream
-from cfer.plugins.speed.fast_data import FastDataPlugin
-from cfer.plugins.speed.loader import FastLoader
-from cfer.plugins.speed.precision import PrecisionConfig, PrecisionPlugin, compile_model
-from cfer.plugins.speed.throughput import ThroughputPlugin
+from cfer.core.lazy import lazy_root
 
-__all__ = [
-    "UAR", "BasicAccuracy", "BasicDistillationPlugin", "ClosestToCenterSelection", "ComponentConfusion",
-    "DistillationConfig", "EvalPredictions", "FERPredictionCollector", "FastDataConfig", "FastDataPlugin",
-    "FastLoader", "HerdingSelection", "MacroF1", "NewClassAccuracy", "OldClassAccuracy", "OnlyStream",
-    "PSMRBuffer", "PSMRConfig", "PrecisionConfig", "PrecisionPlugin", "PredictiveSortingReplayPlugin",
-    "PredictiveSortingSelection", "StepAccuracy", "ThroughputPlugin", "compile_model", "distillation_loss",
-    "fer_metrics", "gamma_at", "memory_sizes", "selection_names", "selection_strategy",
-]
+#: Public name -> the module (below ``cfer.plugins``) that defines it.
+_MODULES = {
+    'BasicDistillationPlugin':       "cfer.plugins.method.distillation",
+    'DistillationConfig':            "cfer.plugins.method.distillation",
+    'distillation_loss':             "cfer.plugins.method.distillation",
+    'gamma_at':                      "cfer.plugins.method.distillation",
+    'PredictiveSortingReplayPlugin': "cfer.plugins.method.psmr",
+    'PSMRBuffer':                    "cfer.plugins.method.psmr",
+    'PSMRConfig':                    "cfer.plugins.method.psmr",
+    'PredictiveSortingSelection':    "cfer.plugins.method.selection",
+    'HerdingSelection':              "cfer.plugins.method.selection",
+    'ClosestToCenterSelection':      "cfer.plugins.method.selection",
+    'selection_names':               "cfer.plugins.method.selection",
+    'selection_strategy':            "cfer.plugins.method.selection",
+    'memory_sizes':                  "cfer.plugins.method.memory",
+    'fer_metrics':                   "cfer.plugins.metrics.fer",
+    'FERPredictionCollector':        "cfer.plugins.metrics.fer",
+    'EvalPredictions':               "cfer.plugins.metrics.fer",
+    'StepAccuracy':                  "cfer.plugins.metrics.fer",
+    'UAR':                           "cfer.plugins.metrics.fer",
+    'MacroF1':                       "cfer.plugins.metrics.fer",
+    'BasicAccuracy':                 "cfer.plugins.metrics.fer",
+    'OldClassAccuracy':              "cfer.plugins.metrics.fer",
+    'NewClassAccuracy':              "cfer.plugins.metrics.fer",
+    'ComponentConfusion':            "cfer.plugins.metrics.fer",
+    'OnlyStream':                    "cfer.plugins.metrics.stream_filter",
+    'FastDataConfig':                "cfer.plugins.speed.config",
+    'FastDataPlugin':                "cfer.plugins.speed.fast_data",
+    'FastLoader':                    "cfer.plugins.speed.loader",
+    'PrecisionConfig':               "cfer.plugins.speed.precision",
+    'PrecisionPlugin':               "cfer.plugins.speed.precision",
+    'compile_model':                 "cfer.plugins.speed.precision",
+    'ThroughputPlugin':              "cfer.plugins.speed.throughput",
+}
+__all__ = sorted(_MODULES)
+__getattr__, __dir__ = lazy_root(__name__, _MODULES)

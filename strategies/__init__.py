@@ -1,20 +1,40 @@
 """Models and the registry of continual-learning strategies (ours and Avalanche baselines).
 
-The names below are light (no torch, no Avalanche at import time). The torch-backed
-classes are imported from their modules: ``cfer.strategies.models.network.CLModel``,
+- :mod:`~cfer.strategies.registry`, :mod:`~cfer.strategies.zoo`: one file per strategy,
+  found without a list (:func:`available`, :func:`entry`, :func:`register_strategy`);
+- :mod:`~cfer.strategies.builder`: :func:`build`, a registered strategy on a benchmark
+  and model with the shared training knobs (:mod:`~cfer.strategies.training`, the
+  ``training:`` section) and the strategy's own params (:mod:`~cfer.strategies.params`);
+- :mod:`~cfer.strategies.schedule`, :mod:`~cfer.strategies.masking`: the reference's
+  training schedule and early stopping, the seen-class output mask;
+- :mod:`~cfer.strategies.models`: backbones, the growing head, the model registry.
+
+The names below are imported from their modules when first used (:mod:`cfer.core.lazy`)
+and are light (no torch, no Avalanche at import time). The torch-backed classes are
+imported from their modules: ``cfer.strategies.models.network.CLModel``,
 ``cfer.strategies.models.classifier.GrowingClassifier``,
 ``cfer.strategies.masking.SeenClassMask``,
 ``cfer.strategies.schedule.TrainingSchedule`` and ``Phase``.
 """
 
-from cfer.strategies.builder import BuildContext, build
-from cfer.strategies.models.config import ModelConfig
-from cfer.strategies.models.registry import available_models, build_model, register_model
-from cfer.strategies.params import NoParams, StrategyParams
-from cfer.strategies.registry import StrategyEntry, available, entry, register_strategy
-from cfer.strategies.training import TrainingConfig
-from cfer.strategies.zoo._paper_method import MethodParams
+from cfer.core.lazy import lazy_root
 
-__all__ = ["BuildContext", "MethodParams", "ModelConfig", "NoParams", "TrainingConfig", "StrategyEntry",
-           "StrategyParams", "available", "available_models", "build", "build_model", "entry",
-           "register_model", "register_strategy"]
+#: Public name -> the module (below ``cfer.strategies``) that defines it.
+_MODULES = {
+    'BuildContext':      "cfer.strategies.builder",
+    'build':             "cfer.strategies.builder",
+    'ModelConfig':       "cfer.strategies.models.config",
+    'available_models':  "cfer.strategies.models.registry",
+    'build_model':       "cfer.strategies.models.registry",
+    'register_model':    "cfer.strategies.models.registry",
+    'NoParams':          "cfer.strategies.params",
+    'StrategyParams':    "cfer.strategies.params",
+    'StrategyEntry':     "cfer.strategies.registry",
+    'available':         "cfer.strategies.registry",
+    'entry':             "cfer.strategies.registry",
+    'register_strategy': "cfer.strategies.registry",
+    'TrainingConfig':    "cfer.strategies.training",
+    'MethodParams':      "cfer.strategies.zoo._paper_method",
+}
+__all__ = sorted(_MODULES)
+__getattr__, __dir__ = lazy_root(__name__, _MODULES)

@@ -227,7 +227,7 @@ def build(name: str, *, model, benchmark, config: TrainingConfig, params=None, e
         device: torch device.
         valid_stream_name: the stream early stopping scores ("valid", or
             "test" for the paper's protocol).
-        data: a :class:`cfer.benchmarks.placement.FastDataConfig` (the ``data``
+        data: a :class:`cfer.plugins.speed.config.FastDataConfig` (the ``data``
             section); None: the fast path with its defaults (``on_device: auto``).
         seed: the run's seed. Every experience re-seeds all random generators
             from ``(seed, experience)`` (:class:`cfer.plugins.run.experience_seed.ExperienceSeedPlugin`),

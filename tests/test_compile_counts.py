@@ -14,9 +14,9 @@ import warnings
 
 import torch
 
-from cfer.benchmarks.placement import FastDataConfig
 from cfer.plugins.method.distillation import BasicDistillationPlugin
 from cfer.plugins.speed import fast_data, precision
+from cfer.plugins.speed.config import FastDataConfig
 from cfer.plugins.speed.one_pass import one_pass
 from cfer.strategies.builder import build
 from cfer.strategies.models import ModelConfig, build_model

@@ -54,7 +54,8 @@ def test_config_and_report_modules_load_without_torch():
     """cfer --help, config errors, cfer plot and cfer compare must not wait for torch and
     Avalanche (6 s on 2 CPU cores)."""
     code = ("import sys, cfer.experiments.config, cfer.experiments.report, cfer.experiments.cli, "
-            "cfer.benchmarks, cfer.strategies, cfer.core.metric_definitions; "
+            "cfer.benchmarks, cfer.strategies, cfer.core.metric_definitions, cfer.plugins, "
+            "cfer.plugins.speed, cfer.plugins.speed.config, cfer.experiments; "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -99,7 +99,7 @@ def _kd_psmr(bench, *, mode, fast, epochs=2, **training):
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin
 
-    from cfer.benchmarks.placement import FastDataConfig
+    from cfer.plugins.speed.config import FastDataConfig
     from cfer.strategies.builder import build
     from cfer.strategies.models import ModelConfig, build_model
     from cfer.strategies.training import TrainingConfig

@@ -212,7 +212,7 @@ def batch_benchmark():
 def test_continual_batches_are_16_with_the_last_partial_one_dropped(batch_benchmark, on_device, method):
     from avalanche.core import SupervisedPlugin
 
-    from cfer.benchmarks.placement import FastDataConfig
+    from cfer.plugins.speed.config import FastDataConfig
     from cfer.plugins.speed.loader import FastLoader
 
     bm = batch_benchmark

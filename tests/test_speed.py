@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from cfer.benchmarks.placement import FastDataConfig
 from cfer.benchmarks.transforms import train_transform
 from cfer.plugins.speed import device_transforms, fast_data, precision
+from cfer.plugins.speed.config import FastDataConfig
 from cfer.plugins.speed.loader import FastLoader
 from cfer.strategies.builder import build
 from cfer.strategies.models import ModelConfig, build_model
@@ -239,7 +239,7 @@ def test_the_data_section_loads_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import cfer.experiments.config as c; from cfer.benchmarks.placement import "
+    code = ("import sys; import cfer.experiments.config as c; from cfer.plugins.speed.config import "
             "FastDataConfig; assert c.ExperimentConfig().data == FastDataConfig(); "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

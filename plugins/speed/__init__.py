@@ -23,31 +23,38 @@ One job per module:
   :class:`OnePassEvaluationPlugin`, several experiences evaluated in one pass with
   Avalanche's per-experience metrics kept.
 
-The two ``enable`` functions are reached through their modules
-(``fast_data.enable``, ``precision.enable``). The ``data`` config section,
-:class:`cfer.benchmarks.placement.FastDataConfig`, lives in ``cfer.benchmarks``
-so that configs load without torch. Avalanche 0.6 internals the fast path reads
-are in :mod:`cfer.plugins.workarounds`.
+- :mod:`~cfer.plugins.speed.config`: :class:`FastDataConfig`, the ``data`` config
+  section (torch-free: configs load it before torch).
+
+The names below are imported from their modules when first used (:mod:`cfer.core.lazy`),
+so importing this package imports no torch. The two ``enable`` functions are reached
+through their modules (``fast_data.enable``, ``precision.enable``), and so is
+:func:`~cfer.plugins.speed.one_pass.one_pass`, whose module has its name (the package
+attribute ``one_pass`` is the module once it is imported). Avalanche 0.6 internals the
+fast path reads are in :mod:`cfer.plugins.workarounds`.
 """
 
-from cfer.plugins.speed.device_transforms import DeviceTransform, affine_batch
-from cfer.plugins.speed.fast_data import FastDataPlugin, make_loader
-from cfer.plugins.speed.image_store import ImageStore
-from cfer.plugins.speed.items import ItemTable, item_table
-from cfer.plugins.speed.loader import FastLoader
-from cfer.plugins.speed.one_pass import OnePassEvaluationPlugin, one_pass
-from cfer.plugins.speed.precision import (
-    LossScaling,
-    ModelPrecision,
-    PrecisionConfig,
-    PrecisionPlugin,
-    compile_model,
-)
-from cfer.plugins.speed.throughput import ThroughputPlugin
-from cfer.plugins.speed.unsupported import Unsupported
+from cfer.core.lazy import lazy_root
 
-__all__ = [
-    "DeviceTransform", "FastDataPlugin", "FastLoader", "ImageStore", "ItemTable", "LossScaling",
-    "ModelPrecision", "OnePassEvaluationPlugin", "PrecisionConfig", "PrecisionPlugin", "ThroughputPlugin",
-    "Unsupported", "affine_batch", "compile_model", "item_table", "make_loader", "one_pass",
-]
+#: Public name -> the module (below ``cfer.plugins.speed``) that defines it.
+_MODULES = {
+    'DeviceTransform':         "cfer.plugins.speed.device_transforms",
+    'affine_batch':            "cfer.plugins.speed.device_transforms",
+    'FastDataConfig':          "cfer.plugins.speed.config",
+    'FastDataPlugin':          "cfer.plugins.speed.fast_data",
+    'make_loader':             "cfer.plugins.speed.fast_data",
+    'ImageStore':              "cfer.plugins.speed.image_store",
+    'ItemTable':               "cfer.plugins.speed.items",
+    'item_table':              "cfer.plugins.speed.items",
+    'FastLoader':              "cfer.plugins.speed.loader",
+    'OnePassEvaluationPlugin': "cfer.plugins.speed.one_pass",
+    'LossScaling':             "cfer.plugins.speed.precision",
+    'ModelPrecision':          "cfer.plugins.speed.precision",
+    'PrecisionConfig':         "cfer.plugins.speed.precision",
+    'PrecisionPlugin':         "cfer.plugins.speed.precision",
+    'compile_model':           "cfer.plugins.speed.precision",
+    'ThroughputPlugin':        "cfer.plugins.speed.throughput",
+    'Unsupported':             "cfer.plugins.speed.unsupported",
+}
+__all__ = sorted(_MODULES)
+__getattr__, __dir__ = lazy_root(__name__, _MODULES)

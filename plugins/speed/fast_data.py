@@ -42,7 +42,7 @@ import logging
 import torch
 from avalanche.core import SupervisedPlugin
 
-from cfer.benchmarks.placement import FastDataConfig
+from cfer.plugins.speed.config import FastDataConfig
 from cfer.plugins.speed.device_transforms import DeviceTransform
 from cfer.plugins.speed.image_store import ImageStore, canonical_device
 from cfer.plugins.speed.items import item_table

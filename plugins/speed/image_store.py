@@ -1,7 +1,7 @@
 """Where the benchmark's decoded images live while batches are gathered from them.
 
 The placement follows the ``data`` config section
-(:class:`cfer.benchmarks.placement.FastDataConfig`): on the GPU when the images
+(:class:`cfer.plugins.speed.config.FastDataConfig`): on the GPU when the images
 fit, else in pinned host memory; on a CPU run, as they are.
 """
 
@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from cfer.benchmarks.placement import FastDataConfig
+from cfer.plugins.speed.config import FastDataConfig
 
 log = logging.getLogger(__name__)
 

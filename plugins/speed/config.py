@@ -1,14 +1,12 @@
 """The ``data`` config section: where a benchmark's decoded images live while training.
 
-Why here, in :mod:`cfer.benchmarks`, and not beside the fast data path that reads
-it (:mod:`cfer.plugins.speed`): where the decoded uint8 images are held (on the
-GPU, in pinned host memory, or as the data set left them) is a property of the
-data, and this dataclass must be importable without torch.
-:mod:`cfer.experiments.config` imports it while it parses a config, before torch
-is loaded, so that a config error answers in 0.1 s instead of after the 6 s of
-importing torch and Avalanche. Every module under :mod:`cfer.plugins` pays that
-import (the package root imports its plugins), while :mod:`cfer.benchmarks`
-stays free of torch at import time.
+Read by the fast data path beside it (:mod:`cfer.plugins.speed.fast_data`,
+:mod:`cfer.plugins.speed.image_store`): on the GPU, in pinned host memory, or as the
+data set left them. Imports nothing but the standard library, and the package roots
+above it (:mod:`cfer.plugins`, :mod:`cfer.plugins.speed`) import their modules only
+when a name is first used, so :mod:`cfer.experiments.config` reads this section before
+torch is loaded: a config error answers in 0.1 s instead of after the 6 s of importing
+torch and Avalanche.
 """
 
 from __future__ import annotations
