@@ -103,7 +103,7 @@ def _model(cfg, device, *, n_classes: int = 6):
 
 def _strategy(cfg, bm, scfg, *, device, log_dir, plugins=()):
     from cfer import strategies
-    from cfer.experiments.config import EvaluationConfig
+    from cfer.experiments.config.sections import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
 
     model = _model(cfg, device, n_classes=bm.info.n_basic)

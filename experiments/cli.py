@@ -156,9 +156,9 @@ def _add_bench(sub) -> None:
 
 def cli_run(args) -> int:
     """``cfer run``: run the config's phase into its run directory, then report it."""
-    from cfer.experiments.config import load_config, resolve_config_path
+    from cfer.experiments.config.load import load_config, resolve_config_path
+    from cfer.experiments.config.validate import check_config
     from cfer.experiments.context import default_run_dir
-    from cfer.experiments.validate import check_config
 
     if args.resume:
         run_dir = Path(args.resume)

@@ -31,7 +31,8 @@ from typing import Protocol, get_args, get_type_hints
 from cfer.core.atomic import atomic_write, atomic_write_json, atomic_write_text
 from cfer.core.typed import to_dict
 from cfer.experiments import environment as env
-from cfer.experiments.config import ExperimentConfig, save_config
+from cfer.experiments.config.load import save_config
+from cfer.experiments.config.sections import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class RunContext:
     def _check_taxonomy(self, ds) -> list[str]:
         """The expected classes ``ds`` lacks (allowed by ``benchmark.partial_taxonomy``, reported
         in results.json and report.md); else a one-line error naming them."""
-        from cfer.experiments.validate import check_taxonomy
+        from cfer.experiments.config.validate import check_taxonomy
 
         missing = check_taxonomy(self.cfg, class_counts=ds.class_counts(), name=ds.root or ds.name)
         if missing:
@@ -328,17 +329,17 @@ class RunContext:
         """Check the config, make and lock the run directory, and save the config there;
         returns the results already in it when resuming ({} otherwise).
 
-        Before any data is read: the whole config is checked (:mod:`~cfer.experiments.validate`)
+        Before any data is read: the whole config is checked (:mod:`~cfer.experiments.config.validate`)
         and the device resolved; the directory is locked for this process
         (:mod:`~cfer.experiments.lock`; released when the context is collected, or by the
         caller's own lock) and cleared of temporary files that killed writers left. Refuses
         to overwrite a run unless resuming, and any config change that would change the
-        saved runs' numbers (:mod:`~cfer.experiments.resume`)."""
+        saved runs' numbers (:mod:`~cfer.experiments.config.resume`)."""
         import weakref
 
         from cfer.core.atomic import remove_stale_temporaries
         from cfer.experiments import lock
-        from cfer.experiments.validate import check_config
+        from cfer.experiments.config.validate import check_config
 
         check_config(self.cfg, where="config", paths=True)
         self.device()
@@ -359,7 +360,7 @@ class RunContext:
         """Compare ``config.yaml`` of the run directory (if any) with this config: refuse a
         change of results, record the harmless ones (``resumes`` of results.json)."""
         from cfer.core.typed import overlay, read_yaml
-        from cfer.experiments.resume import check_same_experiment
+        from cfer.experiments.config.resume import check_same_experiment
 
         saved_path = self.run_dir / "config.yaml"
         self.resumes = list(existing.get("resumes") or [])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfer.experiments.backends import execute
-from cfer.experiments.config import ExperimentConfig
+from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.context import RunContext, add_in_plan_order, compound_classes, is_done, planned
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfer.benchmarks.dataset import FaceDataset
-from cfer.experiments.config import DatasetConfig
+from cfer.experiments.config.sections import DatasetConfig
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfer.experiments.config import EvaluationConfig
+from cfer.experiments.config.sections import EvaluationConfig
 
 
 def build_evaluator(cfg: EvaluationConfig, *, info, log_dir: Path):

@@ -258,7 +258,7 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
     """Grad-CAM of the run in ``run_dir`` (module docstring); returns results.json's ``gradcam``
     entry, also written there, with the grids under ``plots/gradcam/`` and report.md redrawn."""
     from cfer.core.atomic import atomic_write_json
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
     from cfer.experiments.context import RunContext, phase_of, read_results, resolve_device
     from cfer.experiments.gradcam import require_captum
     from cfer.strategies.models.registry import gradcam_layer

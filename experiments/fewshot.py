@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cfer.core import metric_definitions as M
-from cfer.experiments.config import ExperimentConfig
+from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.context import (
     RESULTS,
     RunContext,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cfer.core import metric_definitions as M
-from cfer.experiments.config import ExperimentConfig
+from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.continual import ContinualRunner
 
 #: The per-method summary of the FSCIL phase (results.json ``methods.<m>.fscil_summary``).

@@ -28,7 +28,8 @@ from pathlib import Path
 from cfer.core import metric_definitions as M
 from cfer.core.atomic import atomic_write_json, atomic_write_text
 from cfer.core.typed import ConfigError, overlay, parse_override
-from cfer.experiments.config import ExperimentConfig, load_config, save_config
+from cfer.experiments.config.load import load_config, save_config
+from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.tables import aligned_table, format_cell, markdown_table
 
 log = logging.getLogger(__name__)

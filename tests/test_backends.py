@@ -17,7 +17,7 @@ import pytest
 from cfer.core.typed import ConfigError
 from cfer.experiments import cli
 from cfer.experiments.cli import main as cfer
-from cfer.experiments.config import load_config
+from cfer.experiments.config.load import load_config
 from cfer.experiments.continual import ContinualRunner
 from tests.test_runner import TINY
 

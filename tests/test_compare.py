@@ -87,7 +87,7 @@ def test_environment_block_is_complete_and_true():
 
 
 def test_results_head_records_schema_environment_and_a_digest_per_method(tmp_path):
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
     from cfer.experiments.context import RunContext
     from cfer.experiments.data import DecodedDataset
 

@@ -121,7 +121,7 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
 
     from cfer import strategies
     from cfer.core.metric_definitions import fewshot_scores
-    from cfer.experiments.config import EvaluationConfig
+    from cfer.experiments.config.sections import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
     from cfer.strategies.models import ModelConfig, build_model
     from cfer.strategies.training import TrainingConfig
@@ -205,7 +205,8 @@ def test_fscil_fields_by_hand():
 
 def _cfg(run_dir, **over):
     from cfer.core.typed import overlay
-    from cfer.experiments.config import ExperimentConfig, _deep_merge
+    from cfer.experiments.config.load import _deep_merge
+    from cfer.experiments.config.sections import ExperimentConfig
 
     data = {"phase": "fewshot",
             "benchmark": {"image_size": 16, "n_folds": 3},
@@ -333,7 +334,7 @@ def test_fewshot_phase_honours_the_data_section(tmp_path, tiny2, monkeypatch, on
 
 
 def test_shipped_fewshot_configs_load():
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
 
     assert load_config("fewshot").phase == "fewshot"
     assert load_config("fscil").phase == "fscil"

@@ -80,7 +80,7 @@ def test_config_errors_come_before_data_and_directory(tmp_path, monkeypatch, cap
 
 
 def test_empty_config_is_an_error_and_a_config_is_named_after_its_file(tmp_path, capsys):
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
 
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing yet\n")
@@ -141,8 +141,8 @@ def _counts(names, n=4):
 
 def test_incomplete_taxonomies_fail_naming_what_is_missing():
     from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND
-    from cfer.experiments.config import ExperimentConfig
-    from cfer.experiments.validate import check_taxonomy
+    from cfer.experiments.config.sections import ExperimentConfig
+    from cfer.experiments.config.validate import check_taxonomy
 
     cfg = ExperimentConfig()  # dataset.kind synthetic: CFEE's 6 + 15 classes expected
     assert check_taxonomy(cfg, class_counts=_counts(BASIC + CFEE_COMPOUND), name="d") == []

@@ -56,7 +56,7 @@ def run(method: str, tmp_path, *, ours: bool, patience: int):
     per step (predictions, validation scores, the evaluator's metrics)."""
     from avalanche.training.determinism.rng_manager import RNGManager
 
-    from cfer.experiments.config import EvaluationConfig
+    from cfer.experiments.config.sections import EvaluationConfig
     from cfer.experiments.evaluation import build_evaluator
     from cfer.plugins.metrics.fer import FERPredictionCollector
 

@@ -24,7 +24,7 @@ TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=
 
 
 def paper_training() -> TrainingConfig:
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
 
     return load_config("paper_cfee").training
 
@@ -288,7 +288,7 @@ def test_head_l2_is_on_in_the_basic_phase_and_off_in_continual_ones(tiny_benchma
 def paper_augment(**changes) -> AugmentConfig:
     import dataclasses
 
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
 
     section = load_config("paper_cfee").benchmark.augment
     return AugmentConfig(**{**dataclasses.asdict(section), **changes})

@@ -8,7 +8,7 @@ import pytest
 
 from cfer.core.typed import ConfigError
 from cfer.experiments.cli import main as cfer
-from cfer.experiments.config import load_config
+from cfer.experiments.config.load import load_config
 
 TINY = [
     "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=16", "benchmark.n_folds=3",

@@ -239,7 +239,7 @@ def test_the_data_section_loads_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import cfer.experiments.config as c; from cfer.plugins.speed.config import "
+    code = ("import sys; import cfer.experiments.config.sections as c; from cfer.plugins.speed.config import "
             "FastDataConfig; assert c.ExperimentConfig().data == FastDataConfig(); "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -365,7 +365,7 @@ def test_the_method_and_its_ablations_share_one_validated_params_dataclass(tiny_
 
 def test_config_sets_params_per_method_with_one_line_errors(tmp_path):
     from cfer.core.typed import ConfigError
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
 
     p = tmp_path / "quick.yaml"
     p.write_text("strategies:\n  methods: [lwf, kd_psmr]\n  params: {lwf: {alpha: 2}}\n")
@@ -388,7 +388,7 @@ def test_config_sets_params_per_method_with_one_line_errors(tmp_path):
 
 
 def test_shipped_configs_load_and_give_every_method_its_params():
-    from cfer.experiments.config import CONFIG_DIR, load_config
+    from cfer.experiments.config.load import CONFIG_DIR, load_config
 
     for path in sorted(CONFIG_DIR.glob("*.yaml")):
         cfg = load_config(path)
@@ -468,7 +468,7 @@ def test_a_params_dataclass_belongs_to_one_strategy():
 
 def test_importing_the_package_and_the_config_stays_free_of_torch():
     code = ("import sys; import cfer.strategies, cfer.strategies.models; "
-            "import cfer.experiments.config as c; "
+            "import cfer.experiments.config.load as c; "
             "from cfer.strategies.registry import available; names = available(); "
             "cfg = c.load_config(None, ['strategies.params.lwf.alpha=2']); cfg.params_for('kd_psmr'); "
             "heavy = sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules); "

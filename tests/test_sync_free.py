@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 import torch
 
-from cfer.experiments.config import EvaluationConfig
+from cfer.experiments.config.sections import EvaluationConfig
 from cfer.experiments.evaluation import build_evaluator
 from cfer.plugins.speed.one_pass import one_pass
 from cfer.strategies.builder import build

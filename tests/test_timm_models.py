@@ -279,7 +279,7 @@ def test_without_timm_the_v2_model_names_the_extra(monkeypatch):
 
 
 def test_without_timm_the_config_check_names_the_extra_before_any_data(monkeypatch):
-    from cfer.experiments.config import load_config
+    from cfer.experiments.config.load import load_config
 
     monkeypatch.setitem(sys.modules, "timm", None)
     with pytest.raises(ValueError) as err:

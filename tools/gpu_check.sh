@@ -60,7 +60,7 @@ else
   timeout "$(limit 275)" python3 - <<'EOF'
 import json, os
 from cfer.experiments.bench_run import protocol_order
-from cfer.experiments.config import load_config
+from cfer.experiments.config.load import load_config
 
 out = os.environ["OUT"]
 e = os.environ

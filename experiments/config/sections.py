@@ -1,4 +1,5 @@
-"""The experiment config: one typed dataclass per section, YAML overlays it.
+"""The experiment config: one typed dataclass per section (a YAML file overlays it:
+:mod:`~cfer.experiments.config.load`).
 
 Sections: dataset, benchmark, model, training (the training knobs every strategy
 shares, :class:`cfer.strategies.training.TrainingConfig`), strategies (which methods,
@@ -11,17 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from cfer.core.typed import ConfigError, overlay, parse_override, read_yaml, to_dict
+from cfer.core.typed import ConfigError, overlay
 from cfer.plugins.speed.config import FastDataConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.params import StrategyParams, check_keys
 from cfer.strategies.registry import available, entry
 from cfer.strategies.training import TrainingConfig
-
-CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -314,49 +312,3 @@ class ExperimentConfig:
             except ValueError as e:
                 raise ConfigError(str(e)) from None
         return overlay(cls(), data, where=where, prefix=f"strategies.params.{method}")
-
-
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def resolve_config_path(name: str | Path | None) -> Path:
-    """A path, or the name of a shipped config (``quickstart``, ``paper_cfee.yaml``...)."""
-    if name is None:
-        return CONFIG_DIR / "quickstart.yaml"
-    p = Path(name)
-    if p.exists():
-        return p
-    for cand in (CONFIG_DIR / p.name, CONFIG_DIR / f"{p.name}.yaml"):
-        if cand.exists() and p.parent == Path("."):
-            return cand
-    raise FileNotFoundError(f"{p}: config file does not exist (shipped configs: "
-                            f"{', '.join(sorted(q.stem for q in CONFIG_DIR.glob('*.yaml')))})")
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Load a YAML config over the defaults, then apply ``--set`` overrides."""
-    from cfer.experiments.validate import check_config
-
-    path = resolve_config_path(path)
-    data = read_yaml(path)
-    if not data:  # the dataclass defaults are not the quickstart: say so rather than run them
-        raise ConfigError(f"{path}: the config is empty; name what to run (see "
-                          f"{CONFIG_DIR / 'quickstart.yaml'}), or run `cfer run` alone for the quickstart")
-    data = {"name": path.stem, **data}  # a config without a name is named after its file
-    for o in overrides:
-        data = _deep_merge(data, parse_override(o))
-    cfg = overlay(ExperimentConfig(), data, where=str(path))
-    check_config(cfg, where=str(path))
-    return cfg
-
-
-def save_config(cfg: ExperimentConfig, path: Path) -> None:
-    import yaml
-
-    from cfer.core.atomic import atomic_write_text
-
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
