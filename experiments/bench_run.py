@@ -104,7 +104,7 @@ def _model(cfg, device, *, n_classes: int = 6):
 def _strategy(cfg, bm, scfg, *, device, log_dir, plugins=()):
     from cfer import strategies
     from cfer.experiments.config.sections import EvaluationConfig
-    from cfer.experiments.evaluation import build_evaluator
+    from cfer.experiments.run.evaluation import build_evaluator
 
     model = _model(cfg, device, n_classes=bm.info.n_basic)
     evaluator, collector, closers = build_evaluator(EvaluationConfig(), info=bm.info, log_dir=log_dir)
@@ -116,7 +116,7 @@ def _strategy(cfg, bm, scfg, *, device, log_dir, plugins=()):
 
 def basic_state(cfg, bm, scfg, *, device) -> dict:
     """The model after experience 0 (trained once per setting, not timed)."""
-    from cfer.experiments.context import state_to_cpu
+    from cfer.experiments.run.basic_store import state_to_cpu
 
     with tempfile.TemporaryDirectory() as tmp:
         strategy, model, closers = _strategy(cfg, bm, scfg, device=device, log_dir=Path(tmp))
@@ -362,7 +362,7 @@ def protocol_order(cfg, *, run_dir, jsonl, orders: int = 10, methods_in_table: i
     import torch
     from avalanche.core import SupervisedPlugin
 
-    from cfer.experiments.continual import ContinualRunner, plan_runs
+    from cfer.experiments.run.continual import ContinualRunner, plan_runs
     from cfer.plugins.method.selection import PredictiveSortingSelection
 
     runner = ContinualRunner(cfg, run_dir)

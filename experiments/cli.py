@@ -18,9 +18,9 @@ from pathlib import Path
 #: ``cfer run``: the function that runs each ``config.phase``,
 #: ``run(cfg, run_dir, *, resume) -> results`` (imported only when that phase runs).
 PHASE_RUNNERS: dict[str, str] = {
-    "continual": "cfer.experiments.continual:run",
-    "fewshot": "cfer.experiments.fewshot:run",
-    "fscil": "cfer.experiments.fscil:run",
+    "continual": "cfer.experiments.run.continual:run",
+    "fewshot": "cfer.experiments.run.fewshot:run",
+    "fscil": "cfer.experiments.run.fscil:run",
 }
 
 
@@ -158,7 +158,7 @@ def cli_run(args) -> int:
     """``cfer run``: run the config's phase into its run directory, then report it."""
     from cfer.experiments.config.load import load_config, resolve_config_path
     from cfer.experiments.config.validate import check_config
-    from cfer.experiments.context import default_run_dir
+    from cfer.experiments.run.results_store import default_run_dir
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -174,7 +174,7 @@ def cli_run(args) -> int:
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     check_config(cfg, where=str(cfg_path), paths=True)  # the files it names, before any data
     module, func = PHASE_RUNNERS[cfg.phase].split(":")
-    from cfer.experiments import lock
+    from cfer.experiments.run import lock
 
     with lock.acquire(run_dir) as held:  # one `cfer run` per run directory
         try:
@@ -192,7 +192,7 @@ def cli_run(args) -> int:
 
 def interrupted_line(run_dir: Path, plan: dict) -> str:
     """What Ctrl-C leaves: how many runs are saved of how many, and how to continue."""
-    from cfer.experiments.context import read_results, saved_count
+    from cfer.experiments.run.results_store import read_results, saved_count
 
     if not (run_dir / "config.yaml").is_file():
         return "interrupted before the run started: nothing saved"

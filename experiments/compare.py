@@ -7,7 +7,7 @@ Reads each run directory's results.json only (no torch). What it does:
   experiences, protocol or phase (``--allow-mixed`` tables them anyway, each row marked
   with its setting, and pairs runs only within a setting);
 - warns, on stderr, when the files were computed in different environments (cfer
-  commit, torch, device, CPU...; :func:`cfer.experiments.environment.differences`);
+  commit, torch, device, CPU...; :func:`cfer.experiments.run.environment.differences`);
 - prints the summary table (mean ± sample std over runs) and the paired comparison of
   :mod:`cfer.experiments.stats` (reference method against each other, or every pair);
 - writes markdown (both tables), CSV (the summary, fractions) or a booktabs LaTeX table
@@ -26,11 +26,11 @@ from pathlib import Path
 
 from cfer.core import metric_definitions as M
 from cfer.core.atomic import atomic_write_text
-from cfer.experiments import environment as env
 from cfer.experiments import latex, stats
-from cfer.experiments.context import phase_of
 from cfer.experiments.continual_report import HEADERS, PAIRED_REFERENCE
 from cfer.experiments.report import load_results, report_module
+from cfer.experiments.run import environment as env
+from cfer.experiments.run.results_store import phase_of
 from cfer.experiments.tables import aligned_table, format_cell, markdown_table
 
 FORMATS = {".md": "md", ".csv": "csv", ".tex": "tex"}

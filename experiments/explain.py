@@ -259,8 +259,10 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
     entry, also written there, with the grids under ``plots/gradcam/`` and report.md redrawn."""
     from cfer.core.atomic import atomic_write_json
     from cfer.experiments.config.load import load_config
-    from cfer.experiments.context import RunContext, phase_of, read_results, resolve_device
     from cfer.experiments.gradcam import require_captum
+    from cfer.experiments.run.context import RunContext
+    from cfer.experiments.run.results_store import phase_of, read_results
+    from cfer.experiments.run.sessions import resolve_device
     from cfer.strategies.models.registry import gradcam_layer
 
     require_captum()  # the one-line install hint before any work

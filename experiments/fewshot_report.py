@@ -15,8 +15,8 @@ import numpy as np
 
 from cfer.core.atomic import atomic_write_text
 from cfer.core.metric_definitions import mean_std
-from cfer.experiments.fewshot import FEWSHOT_METRICS, summarize_fewshot
 from cfer.experiments.plots import PlotConfig, _band, _figure, _percent_axis, _save
+from cfer.experiments.run.fewshot import FEWSHOT_METRICS, summarize_fewshot
 from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
 
 #: Column headers of the few-shot metrics (keys of experiments.fewshot.FEWSHOT_METRICS).

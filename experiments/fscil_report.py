@@ -15,7 +15,6 @@ import numpy as np
 
 from cfer.core.atomic import atomic_write_text
 from cfer.experiments import continual_report
-from cfer.experiments.fscil import FSCIL_METRICS, fscil_summary
 from cfer.experiments.plots import (
     PlotConfig,
     _band,
@@ -27,6 +26,7 @@ from cfer.experiments.plots import (
     mean_spread,
     slug,
 )
+from cfer.experiments.run.fscil import FSCIL_METRICS, fscil_summary
 from cfer.experiments.tables import format_cell, image_link, markdown_table
 
 FSCIL_HEADERS: dict[str, str] = {

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cfer.experiments import continual_report, fewshot_report, fscil_report
-from cfer.experiments.context import RESULTS, phase_of, read_results
 from cfer.experiments.plots import PlotConfig
+from cfer.experiments.run.results_store import RESULTS, phase_of, read_results
 
 #: The report module of each phase: check(results, where=), summary_table(results),
 #: write_report(run_dir, results, plot_config=), compare_rows(results).

@@ -174,8 +174,8 @@ def default_sweep_dir(cfg: ExperimentConfig) -> Path:
 def run_sweep(cfg: ExperimentConfig, sweep_dir: str | Path, *, resume: bool = False) -> dict:
     """Run every point of ``cfg.sweep.grid`` into ``sweep_dir``; returns sweep.json's dict.
     A point whose run directory has a results.json is resumed (``resume`` only)."""
-    from cfer.experiments.continual import ContinualRunner
     from cfer.experiments.report import write_report
+    from cfer.experiments.run.continual import ContinualRunner
 
     grid = cfg.sweep.grid
     if not grid:

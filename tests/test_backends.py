@@ -18,7 +18,7 @@ from cfer.core.typed import ConfigError
 from cfer.experiments import cli
 from cfer.experiments.cli import main as cfer
 from cfer.experiments.config.load import load_config
-from cfer.experiments.continual import ContinualRunner
+from cfer.experiments.run.continual import ContinualRunner
 from tests.test_runner import TINY
 
 SLOT = "cfer_test_slot"  # the custom resource every run of these tests holds one of
@@ -153,7 +153,7 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_resume_reruns_it(referenc
     assert [r["order_index"] for r in res["methods"]["naive"]["runs"]] == [0]
     assert _numbers(res)["naive"] == [{**_numbers(local)["naive"][0], "images_shared": True}]
 
-    monkeypatch.setitem(cli.PHASE_RUNNERS, "continual", "cfer.experiments.continual:run")
+    monkeypatch.setitem(cli.PHASE_RUNNERS, "continual", "cfer.experiments.run.continual:run")
     assert cfer(["run", "--resume", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert "failed_runs" not in res

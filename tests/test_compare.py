@@ -19,7 +19,7 @@ from scipy import stats as sps
 
 from cfer.core import metric_definitions as M
 from cfer.experiments import compare, latex, stats
-from cfer.experiments import environment as env
+from cfer.experiments.run import environment as env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -88,8 +88,8 @@ def test_environment_block_is_complete_and_true():
 
 def test_results_head_records_schema_environment_and_a_digest_per_method(tmp_path):
     from cfer.experiments.config.load import load_config
-    from cfer.experiments.context import RunContext
-    from cfer.experiments.data import DecodedDataset
+    from cfer.experiments.run.context import RunContext
+    from cfer.experiments.run.data import DecodedDataset
 
     from .conftest import make_tiny_dataset
 
@@ -113,7 +113,7 @@ def test_results_head_records_schema_environment_and_a_digest_per_method(tmp_pat
 
 def test_comparison_modules_load_without_torch():
     code = ("import sys; import cfer.experiments.compare, cfer.experiments.stats, cfer.experiments.latex, "
-            "cfer.experiments.environment; "
+            "cfer.experiments.run.environment; "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

@@ -122,7 +122,7 @@ def test_always_new_classifier_through_the_evaluation_path(tmp_path, tiny2):
     from cfer import strategies
     from cfer.core.metric_definitions import fewshot_scores
     from cfer.experiments.config.sections import EvaluationConfig
-    from cfer.experiments.evaluation import build_evaluator
+    from cfer.experiments.run.evaluation import build_evaluator
     from cfer.strategies.models import ModelConfig, build_model
     from cfer.strategies.training import TrainingConfig
 
@@ -174,7 +174,7 @@ def test_priming_builds_the_teacher_without_training(tmp_path, tiny2):
 
 
 def test_summarize_fewshot_per_shot_count():
-    from cfer.experiments.fewshot import summarize_fewshot
+    from cfer.experiments.run.fewshot import summarize_fewshot
 
     recs = [{"shots": n, "new_recall": r, "all_accuracy": a, "basic_accuracy": b, "harmonic_mean": h}
             for n, r, a, b, h in [(5, 1.0, .5, .4, .6), (5, .5, .7, .8, .6), (1, .2, .3, .4, .5)]]
@@ -185,7 +185,7 @@ def test_summarize_fewshot_per_shot_count():
 
 
 def test_fscil_fields_by_hand():
-    from cfer.experiments.fscil import fscil_fields, fscil_summary
+    from cfer.experiments.run.fscil import fscil_fields, fscil_summary
 
     run = {"accuracy_matrix": [[0.9, None, None], [0.8, 0.5, None], [0.6, 0.3, 0.7]],
            "test_sizes": [30, 10, 30], "step_accuracy": [0.9, 0.725, 0.5571428571428572]}
@@ -223,7 +223,7 @@ def _cfg(run_dir, **over):
 
 def _decoded(data):
     """The tiny (dataset, images) as the runners' decoded data (no reading, no cache)."""
-    from cfer.experiments.data import DecodedDataset
+    from cfer.experiments.run.data import DecodedDataset
 
     ds, images = data
     return DecodedDataset(ds, images, ())
@@ -231,7 +231,7 @@ def _decoded(data):
 
 def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
     from cfer.experiments import report
-    from cfer.experiments.fewshot import FEWSHOT_METRICS, FewShotRunner
+    from cfer.experiments.run.fewshot import FEWSHOT_METRICS, FewShotRunner
 
     cfg = _cfg(tmp_path / "run")
     results = FewShotRunner(cfg, tmp_path / "run", data=_decoded(tiny2)).run()
@@ -270,7 +270,7 @@ def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
 
 
 def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
-    from cfer.experiments.fewshot import FewShotRunner
+    from cfer.experiments.run.fewshot import FewShotRunner
 
     cfg = _cfg(tmp_path / "run", strategies={"methods": ["kd_only", "naive"]})
     with pytest.raises(ValueError, match="runs one method"):
@@ -279,9 +279,9 @@ def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
 
 def test_fscil_runner_end_to_end(tmp_path, tiny2):
     from cfer.experiments import report
-    from cfer.experiments.continual import plan_runs
-    from cfer.experiments.fscil import FSCILRunner
     from cfer.experiments.plots import PlotConfig
+    from cfer.experiments.run.continual import plan_runs
+    from cfer.experiments.run.fscil import FSCILRunner
 
     cfg = _cfg(tmp_path / "fscil", phase="fscil", strategies={"methods": ["kd_psmr"]},
                protocol={"orders": 1}, training={"mem_per_class": 2})
@@ -310,7 +310,7 @@ def test_fewshot_phase_honours_the_data_section(tmp_path, tiny2, monkeypatch, on
     """The ``data:`` section reaches both strategies of the few-shot phase (the basic model's
     and the step's): ``on_device: false`` trains and scores on Avalanche's stock loaders,
     ``auto`` on the fast path with the configured memory cap."""
-    from cfer.experiments.fewshot import FewShotRunner
+    from cfer.experiments.run.fewshot import FewShotRunner
     from cfer.plugins.speed.fast_data import FastDataPlugin
 
     wrapped = []  # (fast data plugin, its config) at each loader it serves

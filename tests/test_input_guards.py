@@ -206,7 +206,7 @@ def test_a_partial_taxonomy_runs_only_when_allowed_and_is_reported(tmp_path, cap
 
 def _holder(run_dir: Path):
     """A second process that holds ``run_dir``'s lock until its stdin closes."""
-    code = ("import sys; from cfer.experiments import lock; l = lock.acquire(sys.argv[1]); "
+    code = ("import sys; from cfer.experiments.run import lock; l = lock.acquire(sys.argv[1]); "
             "print('held', flush=True); sys.stdin.read(); l.release()")
     p = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
@@ -215,7 +215,7 @@ def _holder(run_dir: Path):
 
 
 def test_a_second_run_into_a_locked_directory_fails_at_once_naming_the_pid(tmp_path, capsys):
-    from cfer.experiments import lock
+    from cfer.experiments.run import lock
 
     run_dir = tmp_path / "out"
     holder = _holder(run_dir)
@@ -234,7 +234,7 @@ def test_a_second_run_into_a_locked_directory_fails_at_once_naming_the_pid(tmp_p
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    from cfer.experiments import lock
+    from cfer.experiments.run import lock
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
@@ -313,7 +313,7 @@ def test_epochs_and_loss_are_shown_inside_the_experience(tiny_benchmark):
 
     from tqdm import tqdm
 
-    from cfer.experiments.progress import epoch_plugin
+    from cfer.experiments.run.progress import epoch_plugin
     from tests.conftest import tiny_naive
 
     bar = tqdm(total=len(tiny_benchmark.train_stream), unit="exp", file=io.StringIO())

@@ -28,7 +28,7 @@ def bench():
 
 
 def stock_evaluator(collector, info):
-    """What experiments/evaluation.py built before: Avalanche's own metrics."""
+    """What experiments/run/evaluation.py built before: Avalanche's own metrics."""
     from avalanche.evaluation.metrics import (
         accuracy_metrics,
         bwt_metrics,
@@ -57,7 +57,7 @@ def run(method: str, tmp_path, *, ours: bool, patience: int):
     from avalanche.training.determinism.rng_manager import RNGManager
 
     from cfer.experiments.config.sections import EvaluationConfig
-    from cfer.experiments.evaluation import build_evaluator
+    from cfer.experiments.run.evaluation import build_evaluator
     from cfer.plugins.metrics.fer import FERPredictionCollector
 
     RNGManager.set_random_seeds(0)

@@ -196,7 +196,7 @@ def test_the_phase_saved_in_results_picks_the_report(tmp_path):
 
 def test_every_phase_has_a_runner_and_a_report():
     from cfer.experiments.cli import PHASE_RUNNERS
-    from cfer.experiments.context import PHASES
+    from cfer.experiments.run.results_store import PHASES
 
     assert PHASES == ("continual", "fewshot", "fscil")
     assert set(PHASE_RUNNERS) == set(report.REPORTS) == set(PHASES)

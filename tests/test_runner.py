@@ -145,7 +145,7 @@ def test_same_config_same_numbers_and_resume_after_a_kill(finished_run, monkeypa
     tmp, out, args = finished_run
     reference = _strip_timing(json.loads((out / "results.json").read_text()))
 
-    from cfer.experiments.continual import ContinualRunner
+    from cfer.experiments.run.continual import ContinualRunner
 
     calls = {"n": 0}
     real = ContinualRunner.run_one
@@ -175,7 +175,7 @@ def test_refuses_to_overwrite_a_run(finished_run, capsys):
 
 
 def test_basic_experience_is_trained_once_and_shared_exactly(finished_run, tmp_path):
-    from cfer.experiments.continual import ContinualRunner
+    from cfer.experiments.run.continual import ContinualRunner
 
     tmp, out, args = finished_run
     saved = sorted(p.name for p in (out / "basic").glob("*.pt"))
@@ -213,7 +213,7 @@ def test_parallel_runs_write_the_same_results_file_shape(finished_run, tmp_path)
 
 
 def test_tensorboard_logging_when_asked(tmp_path):
-    from cfer.experiments.continual import ContinualRunner
+    from cfer.experiments.run.continual import ContinualRunner
 
     cfg = tiny_cfg(tmp_path, "strategies.methods=[naive]", "protocol.orders=1",
                    "evaluation.tensorboard=true")

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from cfer.experiments.config.sections import EvaluationConfig
-from cfer.experiments.evaluation import build_evaluator
+from cfer.experiments.run.evaluation import build_evaluator
 from cfer.plugins.speed.one_pass import one_pass
 from cfer.strategies.builder import build
 from cfer.strategies.models import ModelConfig, build_model

@@ -65,7 +65,7 @@ CROSS_CPU_TOLERANCE: dict[str, float] = {
 STANDARD_ERRORS = 3.0
 #: Tolerance of a run on the reference's own machine: CPU runs repeat exactly (README).
 EXACT = 1e-9
-#: The environment entries (cfer.experiments.environment) that must be equal for exactness.
+#: The environment entries (cfer.experiments.run.environment) that must be equal for exactness.
 SAME_MACHINE_KEYS = ("cpu_model", "device.type", "device.cpu_capability", "threads", "packages.torch",
                      "packages.numpy", "packages.avalanche-lib", "packages.torchvision")
 #: What a run record keeps in the reference: enough to recompute every summary metric and

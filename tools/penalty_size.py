@@ -22,7 +22,7 @@ def measure(run_dir: Path, *, method: str, steps: int) -> list[dict]:
     from avalanche.core import SupervisedPlugin
 
     from cfer.experiments.config.load import load_config
-    from cfer.experiments.continual import ContinualRunner, plan_runs
+    from cfer.experiments.run.continual import ContinualRunner, plan_runs
     from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
 
     class Probe(SupervisedPlugin):

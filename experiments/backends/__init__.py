@@ -9,7 +9,7 @@
   on a laptop, a multi-GPU node or a cluster (``runner.ray``).
 
 Every backend gets the runner, the runs still to do and two callbacks of
-:meth:`cfer.experiments.continual.ContinualRunner.run`: ``record(spec, rec)`` as each
+:meth:`cfer.experiments.run.continual.ContinualRunner.run`: ``record(spec, rec)`` as each
 run finishes and ``fail(spec, error)`` for a run that failed (``processes`` and ``ray``:
 the other runs go on). Only this process calls them, so only it writes results.json,
 in plan order, whatever the backend. Backends import nothing heavy until they run.

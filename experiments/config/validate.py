@@ -81,7 +81,7 @@ def _paths(cfg, where: str) -> None:
 
 def _phase(cfg, where: str) -> None:
     """``phase: fewshot`` adds each class to one method's basic model (the rule of
-    ``cfer.experiments.fewshot.fewshot_method``, checked here before any data is read)."""
+    ``cfer.experiments.run.fewshot.fewshot_method``, checked here before any data is read)."""
     if cfg.phase != "fewshot":
         return
     from cfer import strategies

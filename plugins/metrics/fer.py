@@ -93,7 +93,7 @@ class FERPredictionCollector(PluginMetric[EvalPredictions]):
             # A joined experience seen as one: every image would count as the last experience's.
             raise ValueError("an experience from cfer.plugins.speed.one_pass needs "
                              "cfer.plugins.speed.one_pass.OnePassEvaluationPlugin as the evaluator "
-                             "(experiments/evaluation.py builds one)")
+                             "(experiments/run/evaluation.py builds one)")
         self._targets.append(strategy.mb_y.detach())
         self._preds.append(strategy.mb_output.detach().argmax(dim=1))
         self._exp_sizes.append((int(strategy.experience.current_experience), int(strategy.mb_y.shape[0])))

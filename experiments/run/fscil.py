@@ -18,7 +18,7 @@ import numpy as np
 
 from cfer.core import metric_definitions as M
 from cfer.experiments.config.sections import ExperimentConfig
-from cfer.experiments.continual import ContinualRunner
+from cfer.experiments.run.continual import ContinualRunner
 
 #: The per-method summary of the FSCIL phase (results.json ``methods.<m>.fscil_summary``).
 FSCIL_METRICS: tuple[str, ...] = ("performance_drop", "final_base_accuracy", "final_novel_accuracy",

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from cfer.experiments.backends import execute
 from cfer.experiments.config.sections import ExperimentConfig
-from cfer.experiments.context import RunContext, add_in_plan_order, compound_classes, is_done, planned
+from cfer.experiments.run.context import RunContext
+from cfer.experiments.run.data import compound_classes
+from cfer.experiments.run.results_store import add_in_plan_order, is_done, planned
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class ContinualRunner:
 
     Subclasses change the stream (:attr:`shots`) and extend the records
     (:meth:`extend_record`, :meth:`method_block`, :meth:`metrics_csv`), as
-    :class:`cfer.experiments.fscil.FSCILRunner` does.
+    :class:`cfer.experiments.run.fscil.FSCILRunner` does.
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, data=None):
@@ -117,7 +119,7 @@ class ContinualRunner:
         import torch
 
         from cfer.core.atomic import atomic_write
-        from cfer.experiments.context import state_to_cpu
+        from cfer.experiments.run.basic_store import state_to_cpu
 
         path = self.model_path(spec, step)
         if path is None:

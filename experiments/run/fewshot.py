@@ -26,14 +26,9 @@ import numpy as np
 
 from cfer.core import metric_definitions as M
 from cfer.experiments.config.sections import ExperimentConfig
-from cfer.experiments.context import (
-    RESULTS,
-    RunContext,
-    add_in_plan_order,
-    compound_classes,
-    is_done,
-    planned,
-)
+from cfer.experiments.run.context import RunContext
+from cfer.experiments.run.data import compound_classes
+from cfer.experiments.run.results_store import RESULTS, add_in_plan_order, is_done, planned
 
 log = logging.getLogger(__name__)
 

@@ -130,7 +130,7 @@ def environment(*, device=None, numerics: Mapping | None = None) -> dict:
     """
     import torch
 
-    root = Path(__file__).resolve().parent.parent  # the checkout, when run from one
+    root = Path(__file__).resolve().parents[2]  # the checkout, when run from one
     from cfer import __version__
 
     return {
