@@ -74,7 +74,7 @@ def _add_sweep(sub) -> None:
                    help="sweep directory (default: sweep.dir, else runs/<config name>_sweep)")
     p.add_argument("--resume", default=None, metavar="SWEEP_DIR",
                    help="continue an interrupted sweep in SWEEP_DIR with its saved config and grid")
-    p.set_defaults(handler="cfer.experiments.sweep:cli_sweep")
+    p.set_defaults(handler="cfer.experiments.sweep.sweep:cli_sweep")
 
 
 def _add_prepare(sub) -> None:
@@ -90,7 +90,7 @@ def _add_prepare(sub) -> None:
 def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="rebuild plots and report.md of a run from its results.json")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a `cfer run` output folder (holding results.json)")
-    p.set_defaults(handler="cfer.experiments.report:cli_plot")
+    p.set_defaults(handler="cfer.experiments.report.run_report:cli_plot")
 
 
 def _add_compare(sub) -> None:
@@ -112,7 +112,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--tables", choices=("both", "summary", "paired"), default="both",
                    help="which tables the terminal and .md get: the summary, the paired statistics, "
                         "or both (default)")
-    p.set_defaults(handler="cfer.experiments.compare:cli_compare")
+    p.set_defaults(handler="cfer.experiments.report.compare:cli_compare")
 
 
 def _add_explain(sub) -> None:
@@ -129,7 +129,7 @@ def _add_explain(sub) -> None:
     p.add_argument("--layer", default=None, metavar="PATH",
                    help="Grad-CAM layer, a dotted module path in the model (default: the model registry's)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the run's runner.device)")
-    p.set_defaults(handler="cfer.experiments.explain:cli_explain")
+    p.set_defaults(handler="cfer.experiments.explain.explain:cli_explain")
 
 
 def _add_bench(sub) -> None:
@@ -208,8 +208,8 @@ def interrupted_line(run_dir: Path, plan: dict) -> str:
 def report_run(cfg, run_dir: Path, results: dict) -> int:
     """The end of ``cfer run``: report.md and plots (``output.plots``), the summary table with
     what the data set lacked, and the failed runs, if any."""
-    from cfer.experiments.dataset_notes import dataset_notes
-    from cfer.experiments.report import format_summary_table, write_report
+    from cfer.experiments.report.dataset_notes import dataset_notes
+    from cfer.experiments.report.run_report import format_summary_table, write_report
 
     failed = results.get("failed_runs") or []
     if not failed or any(b.get("runs") for b in results.get("methods", {}).values()):
@@ -223,7 +223,7 @@ def report_run(cfg, run_dir: Path, results: dict) -> int:
         later = "" if cfg.output.plots else f" (output.plots: false; `cfer plot {run_dir}` writes report.md)"
         print(f"\nwrote {run_dir}/: {files}{later}")
         if cfg.evaluation.gradcam and cfg.phase == "continual" and not failed:
-            from cfer.experiments.explain import explain
+            from cfer.experiments.explain.explain import explain
 
             entry = explain(run_dir, images=cfg.evaluation.gradcam_images)
             print(f"Grad-CAM ({entry['seconds']:.1f} s): results.json (gradcam), plots/gradcam/, report.md")

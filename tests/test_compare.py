@@ -18,7 +18,7 @@ import pytest
 from scipy import stats as sps
 
 from cfer.core import metric_definitions as M
-from cfer.experiments import compare, latex, stats
+from cfer.experiments.report import compare, latex, stats
 from cfer.experiments.run import environment as env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,8 +112,8 @@ def test_results_head_records_schema_environment_and_a_digest_per_method(tmp_pat
 
 
 def test_comparison_modules_load_without_torch():
-    code = ("import sys; import cfer.experiments.compare, cfer.experiments.stats, cfer.experiments.latex, "
-            "cfer.experiments.run.environment; "
+    code = ("import sys; import cfer.experiments.report.compare, cfer.experiments.report.stats, "
+            "cfer.experiments.report.latex, cfer.experiments.run.environment; "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
@@ -180,7 +180,7 @@ def test_all_pairs_and_runs_without_a_partner():
 
 
 def test_report_md_says_no_power_below_five_pairs_and_gives_p_above(tmp_path):
-    from cfer.experiments import continual_report
+    from cfer.experiments.report import continual as continual_report
 
     def section(n):
         methods = {"kd_psmr": _method_runs(0.6, n=n, seed=1), "naive": _method_runs(0.3, n=n, seed=2)}

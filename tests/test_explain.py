@@ -70,7 +70,7 @@ def faces(tmp_path_factory):
     from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
     from cfer.benchmarks.synthetic_faces.masks import load_region_masks
     from cfer.benchmarks.synthetic_faces.writer import write_synthetic
-    from cfer.experiments.gradcam import normalised_batch
+    from cfer.experiments.explain.gradcam import normalised_batch
 
     root = write_synthetic(tmp_path_factory.mktemp("faces") / "set", subjects=16, size=64, seed=0,
                            workers=1, config=SyntheticConfig(images_per_expression=2))
@@ -113,7 +113,7 @@ def trained(faces):
 
 
 def _maps(model, x, y):
-    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.experiments.explain.gradcam import gradcam, load_model
     from cfer.strategies.models import ModelConfig
     from cfer.strategies.models.registry import gradcam_layer
 
@@ -146,7 +146,7 @@ def test_the_action_unit_score_separates_a_trained_from_an_untrained_model(faces
 def test_maps_are_fp32_with_autocast_off_whatever_the_training_precision(faces, trained):
     import torch
 
-    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.experiments.explain.gradcam import gradcam, load_model
     from cfer.strategies.models import ModelConfig
     from cfer.strategies.models.registry import gradcam_layer
 
@@ -164,7 +164,7 @@ def test_maps_are_fp32_with_autocast_off_whatever_the_training_precision(faces, 
 def test_resnets_have_a_registered_layer_with_spatial_maps(name):
     import torch
 
-    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.experiments.explain.gradcam import gradcam, load_model
     from cfer.strategies.models import ModelConfig, build_model
     from cfer.strategies.models.registry import gradcam_layer
 
@@ -307,7 +307,7 @@ def test_an_icarl_model_is_explained_through_its_nearest_mean_classifier():
     import torch
     from avalanche.models import NCMClassifier
 
-    from cfer.experiments.gradcam import gradcam, load_model
+    from cfer.experiments.explain.gradcam import gradcam, load_model
     from cfer.strategies.models import ModelConfig, build_model
     from cfer.strategies.models.registry import model_entry
 

@@ -230,7 +230,7 @@ def _decoded(data):
 
 
 def test_fewshot_runner_end_to_end_and_resume(tmp_path, tiny2):
-    from cfer.experiments import report
+    from cfer.experiments.report import run_report as report
     from cfer.experiments.run.fewshot import FEWSHOT_METRICS, FewShotRunner
 
     cfg = _cfg(tmp_path / "run")
@@ -278,8 +278,8 @@ def test_fewshot_needs_exactly_one_method(tmp_path, tiny2):
 
 
 def test_fscil_runner_end_to_end(tmp_path, tiny2):
-    from cfer.experiments import report
-    from cfer.experiments.plots import PlotConfig
+    from cfer.experiments.report import run_report as report
+    from cfer.experiments.report.plots import PlotConfig
     from cfer.experiments.run.continual import plan_runs
     from cfer.experiments.run.fscil import FSCILRunner
 

@@ -377,7 +377,7 @@ def _spread_runs(T=4, n=3):
 
 
 def test_old_new_bands_stay_within_0_and_100_percent():
-    from cfer.experiments.plots import old_new_figure
+    from cfer.experiments.report.plots import old_new_figure
 
     fig = old_new_figure("m", _spread_runs())
     bands = [c for ax in fig.axes for c in ax.collections]
@@ -387,7 +387,7 @@ def test_old_new_bands_stay_within_0_and_100_percent():
 
 
 def test_forgetting_plot_draws_one_panel_per_experience():
-    from cfer.experiments.plots import forgetting_figure
+    from cfer.experiments.report.plots import forgetting_figure
 
     T = 6
     runs = _spread_runs(T=T)

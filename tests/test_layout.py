@@ -53,7 +53,7 @@ def test_a_users_own_plugins_and_experiments_folders_do_not_shadow_ours(tmp_path
 def test_config_and_report_modules_load_without_torch():
     """cfer --help, config errors, cfer plot and cfer compare must not wait for torch and
     Avalanche (6 s on 2 CPU cores)."""
-    code = ("import sys, cfer.experiments.config, cfer.experiments.report, cfer.experiments.cli, "
+    code = ("import sys, cfer.experiments.config, cfer.experiments.report.run_report, cfer.experiments.cli, "
             "cfer.benchmarks, cfer.strategies, cfer.core.metric_definitions, cfer.plugins, "
             "cfer.plugins.speed, cfer.plugins.speed.config, cfer.experiments; "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from cfer.core import metric_definitions as M
-from cfer.experiments import plots as P
-from cfer.experiments import report
+from cfer.experiments.report import plots as P
+from cfer.experiments.report import run_report as report
 
 BASIC = ["happy", "sad", "fearful", "angry", "surprised", "disgusted"]
 COMPOUND = ["happily surprised", "sadly angry", "awed"]

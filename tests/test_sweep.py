@@ -10,7 +10,7 @@ import pytest
 
 from cfer.core.typed import ConfigError
 from cfer.experiments.cli import main as cfer
-from cfer.experiments.sweep import best_points, grid_table, parse_grid
+from cfer.experiments.sweep.sweep import best_points, grid_table, parse_grid
 from tests.test_runner import TINY
 
 GRID = ["--grid", "training.basic_lr=3e-2,1e-4", "--grid", "training.batch_size=4,16"]

@@ -143,7 +143,7 @@ BLOCK = re.compile(r"(?P<open><!-- cfer compare (?P<args>[^>]*?) \((?P<fmt>md|te
 def render_block(args: str, fmt: str) -> str:
     """The text ``cfer compare ARGS`` writes to an ``fmt`` file (run from the README's folder)."""
     from cfer.experiments.cli import build_parser
-    from cfer.experiments.compare import render_args
+    from cfer.experiments.report.compare import render_args
 
     text = render_args(build_parser().parse_args(["compare", *shlex.split(args)]), fmt)
     return f"```latex\n{text}```\n" if fmt == "tex" else text

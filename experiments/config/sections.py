@@ -232,7 +232,7 @@ class RunnerConfig:
 @dataclass(frozen=True)
 class SweepConfig:
     """``cfer sweep``: a grid of config values, each point run into its own directory
-    (experiments/sweep.py). ``cfer run`` ignores this section."""
+    (experiments/sweep/sweep.py). ``cfer run`` ignores this section."""
 
     # key -> values, e.g. {training.lr: [1.0e-4, 1.0e-5]}; the grid is every combination
     # (``cfer sweep --grid KEY=V1,V2`` adds to it)

@@ -4,7 +4,7 @@ Each run builds its benchmark and strategy from scratch with its own seed,
 so runs are independent: results are written (atomically) after every
 finished run, and ``--resume`` skips the runs already in ``results.json``
 and gives the same final numbers as an uninterrupted run. The report of this
-phase is :mod:`cfer.experiments.continual_report`.
+phase is :mod:`cfer.experiments.report.continual`.
 """
 
 from __future__ import annotations

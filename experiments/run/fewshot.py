@@ -8,7 +8,7 @@ class's test images, which a model that always answers the new class aces;
 here every (class, n, seed, fold) also gets the accuracy on the basic classes
 and on all seven classes, and the harmonic mean of basic accuracy and
 new-class recall. The report of this phase is
-:mod:`cfer.experiments.fewshot_report`.
+:mod:`cfer.experiments.report.fewshot`.
 
 Pure metric functions come first (numpy only); torch and Avalanche are
 imported inside the functions that train.

@@ -5,7 +5,7 @@ The full basic experience, then the compound classes one per session with
 the benchmark's class orders. It is the continual run on few-shot training
 splits, so results.json keeps the continual schema, plus per-session base /
 novel / harmonic-mean accuracy and the performance drop. The report of this
-phase is :mod:`cfer.experiments.fscil_report`.
+phase is :mod:`cfer.experiments.report.fscil`.
 """
 
 from __future__ import annotations

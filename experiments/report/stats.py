@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfer.core import metric_definitions as M
-from cfer.experiments.tables import markdown_table
+from cfer.experiments.report.tables import markdown_table
 
 #: The metrics compared pair by pair (keys of ``metric_definitions.run_scalars``).
 PAIRED_METRICS: tuple[str, ...] = ("overall_accuracy", "final_accuracy", "basic_accuracy_final",

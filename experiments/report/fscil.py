@@ -1,7 +1,7 @@
 """The report of ``phase: fscil``, from results.json only: the continual report plus a
 few-shot class-incremental section (base / novel / harmonic-mean accuracy per session).
 
-:mod:`cfer.experiments.report` picks this module for results whose
+:mod:`cfer.experiments.report.run_report` picks this module for results whose
 ``config.phase`` is ``fscil``; the results keep the continual schema, so checks,
 tables and ``cfer compare`` rows are the continual report's.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from cfer.core.atomic import atomic_write_text
-from cfer.experiments import continual_report
-from cfer.experiments.plots import (
+from cfer.experiments.report import continual as continual_report
+from cfer.experiments.report.plots import (
     PlotConfig,
     _band,
     _figure,
@@ -26,8 +26,8 @@ from cfer.experiments.plots import (
     mean_spread,
     slug,
 )
+from cfer.experiments.report.tables import format_cell, image_link, markdown_table
 from cfer.experiments.run.fscil import FSCIL_METRICS, fscil_summary
-from cfer.experiments.tables import format_cell, image_link, markdown_table
 
 FSCIL_HEADERS: dict[str, str] = {
     "performance_drop": "performance drop",

@@ -1,6 +1,6 @@
 """The report of ``phase: fewshot`` (the paper's protocol), from results.json only.
 
-:mod:`cfer.experiments.report` picks this module for results whose
+:mod:`cfer.experiments.report.run_report` picks this module for results whose
 ``config.phase`` is ``fewshot``; like every phase's report module it has
 :func:`check`, :func:`summary_table`, :func:`write_report` (``plots/fewshot_*.png``
 and ``report.md``) and :func:`compare_rows`.
@@ -15,9 +15,9 @@ import numpy as np
 
 from cfer.core.atomic import atomic_write_text
 from cfer.core.metric_definitions import mean_std
-from cfer.experiments.plots import PlotConfig, _band, _figure, _percent_axis, _save
+from cfer.experiments.report.plots import PlotConfig, _band, _figure, _percent_axis, _save
+from cfer.experiments.report.tables import aligned_table, format_cell, image_link, markdown_table
 from cfer.experiments.run.fewshot import FEWSHOT_METRICS, summarize_fewshot
-from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
 
 #: Column headers of the few-shot metrics (keys of experiments.fewshot.FEWSHOT_METRICS).
 FEWSHOT_HEADERS: dict[str, str] = {

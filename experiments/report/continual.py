@@ -1,7 +1,7 @@
 """The report of ``phase: continual``, from results.json only: checks, tables, report.md.
 
-:mod:`cfer.experiments.report` picks this module for results whose
-``config.phase`` is ``continual`` (or missing); :mod:`cfer.experiments.fscil_report`
+:mod:`cfer.experiments.report.run_report` picks this module for results whose
+``config.phase`` is ``continual`` (or missing); :mod:`cfer.experiments.report.fscil`
 builds on it. Every phase's report module has the same four functions:
 :func:`check`, :func:`summary_table`, :func:`write_report` and :func:`compare_rows`.
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from cfer.core import metric_definitions as M
 from cfer.core.atomic import atomic_write_text
-from cfer.experiments import explain_report, stats
-from cfer.experiments.dataset_notes import unreadable_list
-from cfer.experiments.plots import PlotConfig, plot_all, slug
-from cfer.experiments.tables import aligned_table, format_cell, image_link, markdown_table
+from cfer.experiments.report import gradcam_section, stats
+from cfer.experiments.report.dataset_notes import unreadable_list
+from cfer.experiments.report.plots import PlotConfig, plot_all, slug
+from cfer.experiments.report.tables import aligned_table, format_cell, image_link, markdown_table
 
 #: Column headers of the summary metrics (same order as metrics.SUMMARY_METRICS).
 HEADERS: dict[str, str] = {
@@ -29,7 +29,7 @@ HEADERS: dict[str, str] = {
     "basic_accuracy_final": "basic acc (final)",
 }
 
-#: report.md's paired table compares this method with each other one (cfer.experiments.stats).
+#: report.md's paired table compares this method with each other one (cfer.experiments.report.stats).
 PAIRED_REFERENCE = "kd_psmr"
 
 METRIC_NOTES = """\
@@ -191,7 +191,7 @@ def render_report(results: Mapping, plots: Mapping[str, list[Path]], run_dir: Pa
                                     reference=PAIRED_REFERENCE, names=HEADERS)
     lines += _final_step_section(results)
     lines += _speed_section(results)
-    lines += explain_report.markdown_section(results)  # after `cfer explain`
+    lines += gradcam_section.markdown_section(results)  # after `cfer explain`
     lines += ["## All methods", ""]
     for p in plots["all"]:
         lines += [image_link(p, run_dir, p.stem.replace("_", " ")), ""]

@@ -1,7 +1,7 @@
 """report.md and plots from a run directory's results.json, and its reading for every report.
 
 Used by ``cfer plot RUN_DIR`` (:func:`cli_plot`), ``cfer compare RUN_DIR...``
-(:mod:`cfer.experiments.compare` reads through :func:`load_results`) and by ``cfer run``
+(:mod:`cfer.experiments.report.compare` reads through :func:`load_results`) and by ``cfer run``
 (:func:`write_report`, :func:`format_summary_table`). The phase that wrote a results.json
 (``config.phase``; "continual" for files without it) picks its report module
 (:data:`REPORTS`). Everything here reads results.json only, so a run can be
@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from cfer.experiments import continual_report, fewshot_report, fscil_report
-from cfer.experiments.plots import PlotConfig
+from cfer.experiments.report import continual as continual_report
+from cfer.experiments.report import fewshot as fewshot_report
+from cfer.experiments.report import fscil as fscil_report
+from cfer.experiments.report.plots import PlotConfig
 from cfer.experiments.run.results_store import RESULTS, phase_of, read_results
 
 #: The report module of each phase: check(results, where=), summary_table(results),

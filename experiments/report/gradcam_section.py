@@ -1,11 +1,11 @@
 """The Grad-CAM section of report.md and of ``cfer explain``'s output, from results.json's
-``gradcam`` entry only (no torch): see :mod:`cfer.experiments.explain` for the scores."""
+``gradcam`` entry only (no torch): see :mod:`cfer.experiments.explain.explain` for the scores."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cfer.experiments.tables import aligned_table, format_cell, markdown_table
+from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table
 
 #: Column header per summary key of a method (explain.SUMMARY, plus the AU chance levels).
 COLUMNS: dict[str, str] = {

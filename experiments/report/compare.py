@@ -9,9 +9,9 @@ Reads each run directory's results.json only (no torch). What it does:
 - warns, on stderr, when the files were computed in different environments (cfer
   commit, torch, device, CPU...; :func:`cfer.experiments.run.environment.differences`);
 - prints the summary table (mean ± sample std over runs) and the paired comparison of
-  :mod:`cfer.experiments.stats` (reference method against each other, or every pair);
+  :mod:`cfer.experiments.report.stats` (reference method against each other, or every pair);
 - writes markdown (both tables), CSV (the summary, fractions) or a booktabs LaTeX table
-  (:mod:`cfer.experiments.latex`) to each ``--out`` file.
+  (:mod:`cfer.experiments.report.latex`) to each ``--out`` file.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from pathlib import Path
 
 from cfer.core import metric_definitions as M
 from cfer.core.atomic import atomic_write_text
-from cfer.experiments import latex, stats
-from cfer.experiments.continual_report import HEADERS, PAIRED_REFERENCE
-from cfer.experiments.report import load_results, report_module
+from cfer.experiments.report import latex, stats
+from cfer.experiments.report.continual import HEADERS, PAIRED_REFERENCE
+from cfer.experiments.report.run_report import load_results, report_module
+from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table
 from cfer.experiments.run import environment as env
 from cfer.experiments.run.results_store import phase_of
-from cfer.experiments.tables import aligned_table, format_cell, markdown_table
 
 FORMATS = {".md": "md", ".csv": "csv", ".tex": "tex"}
 #: The default reference method of the paired table and the LaTeX markers (when present).
@@ -127,7 +127,7 @@ def reference_of(comparison: Comparison, reference: str | None) -> str | None:
 
 
 def paired(comparison: Comparison, *, reference: str | None, all_pairs: bool = False) -> list:
-    """The paired comparisons of :mod:`~cfer.experiments.stats`, within each setting:
+    """The paired comparisons of :mod:`~cfer.experiments.report.stats`, within each setting:
     ``reference`` against every other row (or every pair with ``all_pairs``)."""
     out = []
     for k in range(len(comparison.settings)):

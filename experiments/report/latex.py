@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from cfer.experiments.stats import HIGHER_IS_BETTER
+from cfer.experiments.report.stats import HIGHER_IS_BETTER
 
 #: The marker of a significant difference from the reference method (math mode).
 MARKER = r"^{*}"
@@ -31,7 +31,7 @@ def _rounded(stat: Mapping | None) -> float | None:
 
 def best_rows(rows: Sequence[tuple[str, Mapping]], metric: str) -> set[str]:
     """The labels whose ``metric`` mean is the best of the column at one decimal in percent
-    (higher or lower as :data:`~cfer.experiments.stats.HIGHER_IS_BETTER` says)."""
+    (higher or lower as :data:`~cfer.experiments.report.stats.HIGHER_IS_BETTER` says)."""
     values = {label: v for label, summary in rows if (v := _rounded(summary.get(metric))) is not None}
     if not values:
         return set()

@@ -21,7 +21,7 @@ into ``results.json`` under ``gradcam`` and into report.md:
   hit rate, with their chance level (the regions' area share); for a component's basic map,
   the regions of that component's AUs.
 
-The grids (:mod:`cfer.experiments.explain_plots`) go to ``plots/gradcam/``.
+The grids (:mod:`cfer.experiments.explain.plots`) go to ``plots/gradcam/``.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str,
     import torch
 
     from cfer.benchmarks.taxonomy import components
-    from cfer.experiments.gradcam import gradcam, load_model, normalised_batch
+    from cfer.experiments.explain.gradcam import gradcam, load_model, normalised_batch
 
     order = run.record["order"]
     n_steps = len(run.paths)
@@ -259,7 +259,7 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
     entry, also written there, with the grids under ``plots/gradcam/`` and report.md redrawn."""
     from cfer.core.atomic import atomic_write_json
     from cfer.experiments.config.load import load_config
-    from cfer.experiments.gradcam import require_captum
+    from cfer.experiments.explain.gradcam import require_captum
     from cfer.experiments.run.context import RunContext
     from cfer.experiments.run.results_store import phase_of, read_results
     from cfer.experiments.run.sessions import resolve_device
@@ -297,7 +297,7 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
         entry["methods"][run.method], all_maps[run.method] = explain_method(
             run, cfg=cfg, faces=faces, class_names=bm_names, steps=steps, layer=layer, device=dev)
     if plots:
-        from cfer.experiments.explain_plots import plot_explain
+        from cfer.experiments.explain.plots import plot_explain
 
         entry["plots"] = [p.relative_to(run_dir).as_posix()
                           for p in plot_explain(all_maps, faces=faces, entry=entry, out=run_dir / "plots")]
@@ -305,7 +305,7 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
     results["gradcam"] = entry
     atomic_write_json(run_dir / "results.json", results)
     if plots and cfg.output.plots:
-        from cfer.experiments.report import write_report
+        from cfer.experiments.report.run_report import write_report
 
         write_report(run_dir)
     return entry
@@ -322,7 +322,7 @@ def cli_explain(args) -> int:
     start = time.perf_counter()
     entry = explain(args.run_dir, methods=args.methods, step=args.step, images=args.images,
                     layer=args.layer, device=args.device)
-    from cfer.experiments.explain_report import summary_lines
+    from cfer.experiments.report.gradcam_section import summary_lines
 
     print("\n".join(summary_lines(entry)))
     print(f"\nwrote {args.run_dir}/: results.json (gradcam), plots/gradcam/, report.md in "

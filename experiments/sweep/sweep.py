@@ -30,7 +30,7 @@ from cfer.core.atomic import atomic_write_json, atomic_write_text
 from cfer.core.typed import ConfigError, overlay, parse_override
 from cfer.experiments.config.load import load_config, save_config
 from cfer.experiments.config.sections import ExperimentConfig
-from cfer.experiments.tables import aligned_table, format_cell, markdown_table
+from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def best_points(points: Sequence[tuple[str, Mapping]]) -> dict[str, str]:
 def grid_table(points: Sequence[tuple[str, Mapping]], *, fmt: str = "text") -> str:
     """Rows (point, method) with the validation accuracy the choice is made on, the best mark,
     and ``cfer compare``'s summary columns (test subjects), as ``text`` or ``md``."""
-    from cfer.experiments.continual_report import HEADERS, check, compare_rows
+    from cfer.experiments.report.continual import HEADERS, check, compare_rows
 
     best = best_points(points)
     header = ["point", "method", "valid acc (final)", "best"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
@@ -174,7 +174,7 @@ def default_sweep_dir(cfg: ExperimentConfig) -> Path:
 def run_sweep(cfg: ExperimentConfig, sweep_dir: str | Path, *, resume: bool = False) -> dict:
     """Run every point of ``cfg.sweep.grid`` into ``sweep_dir``; returns sweep.json's dict.
     A point whose run directory has a results.json is resumed (``resume`` only)."""
-    from cfer.experiments.report import write_report
+    from cfer.experiments.report.run_report import write_report
     from cfer.experiments.run.continual import ContinualRunner
 
     grid = cfg.sweep.grid
