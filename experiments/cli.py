@@ -151,7 +151,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--repeats", type=int, default=None,
                    help="interleaved timed repeats per path (default 5)")
     p.add_argument("--json", default=None, dest="json_out", help="also write the table as JSON records")
-    p.set_defaults(handler="cfer.experiments.bench:cli_bench")
+    p.set_defaults(handler="cfer.experiments.bench.cli:cli_bench")
 
 
 def cli_run(args) -> int:

@@ -359,22 +359,24 @@ def test_default_precision_changes_nothing():
 # -- cfer bench --------------------------------------------------------------------------------
 
 def test_bench_writes_one_record_per_setting():
-    from cfer.experiments import bench
+    from cfer.experiments.bench.cli import run_bench
+    from cfer.experiments.bench.config import BenchConfig, config_from_args
+    from cfer.experiments.bench.train_path import RECORD_KEYS, format_table
 
-    cfg = bench.BenchConfig(images=64, image_size=16, batch_sizes=(32,), precisions=("bf16",), epochs=1)
-    records = bench.run_bench(cfg, progress=lambda *_: None)
+    cfg = BenchConfig(images=64, image_size=16, batch_sizes=(32,), precisions=("bf16",), epochs=1)
+    records = run_bench(cfg, progress=lambda *_: None)
     assert [r["setting"] for r in records] == ["small_cnn 16px bs32 bf16"]
     for r in records:
-        assert tuple(r) == bench.RECORD_KEYS
-        assert all(r[k] > 0 for k in bench.RECORD_KEYS[1:])
+        assert tuple(r) == RECORD_KEYS
+        assert all(r[k] > 0 for k in RECORD_KEYS[1:])
         assert r["ours_over_bare"] == pytest.approx(r["ours"] / r["bare"], rel=0.02)
-    table = bench.format_table(records)
+    table = format_table(records)
     assert table.count("\n") == 2 and "ours/stock" in table
 
     args = Namespace(device="cpu", model=None, batch_sizes=[8], precisions=["bf16"], json_out=None)
-    assert bench.config_from_args(args) == bench.BenchConfig(batch_sizes=(8,), precisions=("bf16",))
+    assert config_from_args(args) == BenchConfig(batch_sizes=(8,), precisions=("bf16",))
     with pytest.raises(ValueError, match="--batch-size: must be >= 1"):
-        bench.BenchConfig(batch_sizes=(0,))
+        BenchConfig(batch_sizes=(0,))
     assert json.loads(json.dumps(records)) == records  # what --json writes
 
 

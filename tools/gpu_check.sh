@@ -59,7 +59,7 @@ else
   echo "== one kd_psmr order of the paper protocol (synthetic CFEE-sized faces, 224 px, resnet50_paper)"
   timeout "$(limit 275)" python3 - <<'EOF'
 import json, os
-from cfer.experiments.bench_run import protocol_order
+from cfer.experiments.bench.protocol import protocol_order
 from cfer.experiments.config.load import load_config
 
 out = os.environ["OUT"]

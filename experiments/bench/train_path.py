@@ -1,10 +1,4 @@
-"""``cfer bench``: our Avalanche path against a bare PyTorch loop (and stock Avalanche).
-
-Two paths (``--path``): ``run`` times one kd_psmr continual step as ``cfer run`` runs it
-(:mod:`cfer.experiments.bench_run`); ``train`` (below) times plain training epochs.
-Both interleave their repeats and report min / median / max, the ratio of each
-repeat's pair (so that the load of a shared machine cancels) and, on the CPU, the
-process CPU time; :func:`spread_warning` says when the spread is too wide to trust.
+"""``cfer bench --path train``: plain training epochs of a bare loop, stock Avalanche and ours.
 
 ``--path train``: in one process, on the same synthetic images and model, each setting (batch
 size x precision x compile mode) times:
@@ -30,67 +24,15 @@ store included); on the CPU, the process's peak resident memory so far.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from cfer.core.atomic import atomic_write_text
-
-log = logging.getLogger(__name__)
+from cfer.experiments.bench.config import BenchConfig, setting_name
 
 RECORD_KEYS = ("setting", "bare", "stock", "ours", "ours_over_bare", "ours_over_stock",
                "rank_images_per_second", "peak_memory_mb", "bare_min", "bare_max", "ours_min", "ours_max",
                "ours_over_bare_min", "ours_over_bare_max", "bare_cpu", "ours_cpu")
-PATHS = ("run", "train")
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """One ``cfer bench`` invocation. Defaults per device: :func:`default_config`."""
-
-    device: str = "cpu"
-    model: str = "small_cnn"
-    image_size: int = 64
-    images: int = 384  # synthetic training images (six basic classes)
-    batch_sizes: tuple[int, ...] = (32,)  # paper: 32
-    precisions: tuple[str, ...] = ("fp32",)
-    compiles: tuple[str, ...] = ("false",)
-    channels_last: bool = False
-    epochs: int = 5  # --path train: timed epochs per path (interleaved), after one warm-up epoch
-    lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
-    seed: int = 0
-    stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
-    path: str = "train"  # "run": a kd_psmr step as `cfer run` runs it; "train": training epochs
-    repeats: int = 5  # --path run: timed steps per path (interleaved), after one warm-up step
-    step_epochs: int = 2  # --path run: epochs of the continual step (quickstart: 2)
-    eval_batch_size: int = 256  # --path run: the runner's evaluation batch (quickstart: 256)
-    max_spread: float = 0.1  # (max - min) / median of the paired ratio above which not to trust it
-
-    def __post_init__(self) -> None:
-        from cfer.plugins.speed.precision import PrecisionConfig
-
-        if self.images < 64 or self.image_size < 16 or self.epochs < 1 or self.repeats < 1:
-            raise ValueError("bench: need images >= 64, image_size >= 16, epochs >= 1 and repeats >= 1")
-        if self.path not in PATHS:
-            raise ValueError(f"--path: {self.path!r} is not one of {', '.join(PATHS)}")
-        if any(b < 1 for b in self.batch_sizes):
-            raise ValueError(f"--batch-size: must be >= 1, got {list(self.batch_sizes)}")
-        for p in self.precisions:
-            for c in self.compiles:
-                PrecisionConfig(precision=p, channels_last=self.channels_last, compile=c)
-
-
-def default_config(device: str) -> BenchConfig:
-    """CPU: the quickstart's small model at 64 px (about a minute on 2 cores); CUDA: the
-    paper's ResNet-50 at 224 px, batches 32 and 256, fp32 and bf16, channels-last."""
-    if device == "cuda":
-        return BenchConfig(device="cuda", model="resnet50_paper", image_size=224, images=4096,
-                           batch_sizes=(32, 256), precisions=("fp32", "bf16"), channels_last=True, epochs=2)
-    return BenchConfig(device="cpu")
 
 
 def synthetic_benchmark(cfg: BenchConfig, *, transform):
@@ -285,14 +227,6 @@ def _peak_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def setting_name(cfg: BenchConfig, *, batch_size: int, precision: str, compile_mode: str) -> str:
-    parts = [f"{cfg.model} {cfg.image_size}px bs{batch_size} {precision}"]
-    if cfg.channels_last:
-        parts.append("channels-last")
-    if compile_mode != "false":
-        parts.append(f"compile={compile_mode}")
-    return " ".join(parts)
-
 
 def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compile_mode: str, device,
                 stock: dict) -> dict:
@@ -331,71 +265,6 @@ def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compil
             "bare_cpu": round(cpu["bare"], 1), "ours_cpu": round(cpu["ours"], 1)}
 
 
-def run_bench(cfg: BenchConfig, *, progress=print, on_record=None) -> list[dict]:
-    """All settings of ``cfg``; one record per setting (``--path train``: :data:`RECORD_KEYS`;
-    ``run``: :func:`cfer.experiments.bench_run.run_setting`'s), each also passed to
-    ``on_record(records so far)`` as it is made."""
-    import warnings
-
-    import torch
-
-    from cfer.benchmarks.transforms import train_transform
-
-    device = torch.device(cfg.device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda: CUDA is not available on this machine")
-        torch.backends.cudnn.benchmark = True  # every path: autotuned convolutions
-    from cfer.experiments import bench_run
-
-    bm = synthetic_benchmark(cfg, transform=train_transform()) if cfg.path == "train" else None
-    records, stock = [], {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Avalanche's deprecation and no-logger warnings
-        for b in cfg.batch_sizes:
-            for p in cfg.precisions:
-                for c in cfg.compiles:
-                    name = setting_name(cfg, batch_size=b, precision=p, compile_mode=c)
-                    progress(f"bench --path {cfg.path}: {name} ...")
-                    if cfg.path == "run":
-                        rec = bench_run.run_setting(cfg, batch_size=b, precision=p, compile_mode=c,
-                                                    device=device, name=name)
-                    else:
-                        rec = run_setting(cfg, bm, batch_size=b, precision=p, compile_mode=c,
-                                          device=device, stock=stock)
-                    records.append(rec)
-                    if on_record is not None:
-                        on_record(records)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-    return records
-
-
-def spread_warning(rec: dict, *, max_spread: float) -> str | None:
-    """A one-line warning when the paired ours/bare ratios of ``rec`` spread by more than
-    ``max_spread`` of their median (other load on the machine); None when they agree."""
-    lo, mid, hi = rec["ours_over_bare_min"], rec["ours_over_bare"], rec["ours_over_bare_max"]
-    spread = (hi - lo) / mid if mid > 0 else float("inf")
-    if spread <= max_spread:
-        return None
-    return (f"{rec['setting']}: spread too wide to trust: ours/bare {lo:.2f} to {hi:.2f} over the "
-            f"repeats ({100 * spread:.0f}% of the median, more than {100 * max_spread:.0f}%); "
-            "rerun on an idle machine or with more repeats")
-
-
-def machine_description(device: str) -> str:
-    import os
-    import platform
-
-    import torch
-
-    text = (f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-            f"({torch.get_num_threads()} torch threads), torch {torch.__version__}")
-    if device == "cuda" and torch.cuda.is_available():
-        text += f", {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
-    return text
-
-
 def format_table(records: list[dict]) -> str:
     head = ("setting", "bare img/s", "stock img/s", "ours img/s", "ours/bare (min-max)", "ours/stock",
             "cpu: bare / ours img/s", "rank img/s", "peak MB")
@@ -406,56 +275,3 @@ def format_table(records: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def config_from_args(args) -> BenchConfig:
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = default_config(device)
-    over = {}
-    if args.model:
-        over["model"] = args.model
-        if args.model != cfg.model and device == "cpu" and args.model.startswith("resnet"):
-            over["image_size"] = 224
-    if args.batch_sizes:
-        over["batch_sizes"] = tuple(args.batch_sizes)
-    if args.precisions:
-        over["precisions"] = tuple(args.precisions)
-    if getattr(args, "compiles", None):
-        over["compiles"] = tuple(args.compiles)
-    if getattr(args, "path", None):
-        over["path"] = args.path
-    if getattr(args, "repeats", None):
-        over["repeats" if over.get("path", cfg.path) == "run" else "epochs"] = args.repeats
-    return replace(cfg, **over)
-
-
-def cli_bench(args) -> int:
-    cfg = config_from_args(args)
-    from cfer.experiments import bench_run
-
-    print(f"machine: {machine_description(cfg.device)}")
-    if cfg.path == "run":
-        print(f"path run: one kd_psmr continual step ({cfg.step_epochs} epochs, evaluation and ranking) on "
-              f"{cfg.images} synthetic {cfg.image_size}px training images; per path {cfg.repeats} "
-              "interleaved steps after one warm-up step; ours/bare: bare seconds / ours (median, min-max)")
-    else:
-        print(f"path train: {cfg.images} synthetic {cfg.image_size}px training images; per path the median "
-              f"of {cfg.epochs} interleaved timed epochs after one warm-up epoch (ours/bare: min-max)")
-    def write(records):  # after every setting, so that a run cut short keeps what it measured
-        if args.json_out:
-            path = Path(args.json_out)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(records, indent=2) + "\n")
-
-    records = run_bench(cfg, on_record=write)
-    print(bench_run.format_table(records) if cfg.path == "run" else format_table(records))
-    for rec in records:
-        warning = spread_warning(rec, max_spread=cfg.max_spread)
-        print(warning or f"{rec['setting']}: ours/bare {rec['ours_over_bare']:.2f} "
-              f"({rec['ours_over_bare_min']:.2f}-{rec['ours_over_bare_max']:.2f}): spread within "
-              f"{100 * cfg.max_spread:.0f}%")
-    if args.json_out:
-        print(f"wrote {args.json_out}")
-    return 0

@@ -1,0 +1,87 @@
+"""One ``cfer bench`` invocation (:class:`BenchConfig`): its defaults per device, the
+command-line options over them, and the name of each setting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+PATHS = ("run", "train")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One ``cfer bench`` invocation. Defaults per device: :func:`default_config`."""
+
+    device: str = "cpu"
+    model: str = "small_cnn"
+    image_size: int = 64
+    images: int = 384  # synthetic training images (six basic classes)
+    batch_sizes: tuple[int, ...] = (32,)  # paper: 32
+    precisions: tuple[str, ...] = ("fp32",)
+    compiles: tuple[str, ...] = ("false",)
+    channels_last: bool = False
+    epochs: int = 5  # --path train: timed epochs per path (interleaved), after one warm-up epoch
+    lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
+    seed: int = 0
+    stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
+    path: str = "train"  # "run": a kd_psmr step as `cfer run` runs it; "train": training epochs
+    repeats: int = 5  # --path run: timed steps per path (interleaved), after one warm-up step
+    step_epochs: int = 2  # --path run: epochs of the continual step (quickstart: 2)
+    eval_batch_size: int = 256  # --path run: the runner's evaluation batch (quickstart: 256)
+    max_spread: float = 0.1  # (max - min) / median of the paired ratio above which not to trust it
+
+    def __post_init__(self) -> None:
+        from cfer.plugins.speed.precision import PrecisionConfig
+
+        if self.images < 64 or self.image_size < 16 or self.epochs < 1 or self.repeats < 1:
+            raise ValueError("bench: need images >= 64, image_size >= 16, epochs >= 1 and repeats >= 1")
+        if self.path not in PATHS:
+            raise ValueError(f"--path: {self.path!r} is not one of {', '.join(PATHS)}")
+        if any(b < 1 for b in self.batch_sizes):
+            raise ValueError(f"--batch-size: must be >= 1, got {list(self.batch_sizes)}")
+        for p in self.precisions:
+            for c in self.compiles:
+                PrecisionConfig(precision=p, channels_last=self.channels_last, compile=c)
+
+
+def default_config(device: str) -> BenchConfig:
+    """CPU: the quickstart's small model at 64 px (about a minute on 2 cores); CUDA: the
+    paper's ResNet-50 at 224 px, batches 32 and 256, fp32 and bf16, channels-last."""
+    if device == "cuda":
+        return BenchConfig(device="cuda", model="resnet50_paper", image_size=224, images=4096,
+                           batch_sizes=(32, 256), precisions=("fp32", "bf16"), channels_last=True, epochs=2)
+    return BenchConfig(device="cpu")
+
+
+
+def setting_name(cfg: BenchConfig, *, batch_size: int, precision: str, compile_mode: str) -> str:
+    parts = [f"{cfg.model} {cfg.image_size}px bs{batch_size} {precision}"]
+    if cfg.channels_last:
+        parts.append("channels-last")
+    if compile_mode != "false":
+        parts.append(f"compile={compile_mode}")
+    return " ".join(parts)
+
+
+def config_from_args(args) -> BenchConfig:
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = default_config(device)
+    over = {}
+    if args.model:
+        over["model"] = args.model
+        if args.model != cfg.model and device == "cpu" and args.model.startswith("resnet"):
+            over["image_size"] = 224
+    if args.batch_sizes:
+        over["batch_sizes"] = tuple(args.batch_sizes)
+    if args.precisions:
+        over["precisions"] = tuple(args.precisions)
+    if getattr(args, "compiles", None):
+        over["compiles"] = tuple(args.compiles)
+    if getattr(args, "path", None):
+        over["path"] = args.path
+    if getattr(args, "repeats", None):
+        over["repeats" if over.get("path", cfg.path) == "run" else "epochs"] = args.repeats
+    return replace(cfg, **over)
+
