@@ -6,6 +6,8 @@
 - :mod:`~cfer.core.attribution_scores`: the scores of attribution maps (Grad-CAM);
 - :mod:`~cfer.core.typed`: typed dataclass configs overlaid by YAML and ``--set key=value``
   (:class:`~cfer.core.typed.ConfigError`, ``overlay``, ``read_yaml``, ``to_dict``).
+- :mod:`~cfer.core.lazy`: package roots that import their modules when a name is first
+  used (PEP 562), so that no root imports torch.
 
 Why a folder of its own: these modules are read by several layers (benchmarks write files
 atomically, plugins and reports compute the same metrics), so they sit below all of them,

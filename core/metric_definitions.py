@@ -19,6 +19,10 @@ NaN in numpy results and ``None`` in the JSON-ready dicts of
 Written by hand rather than with scikit-learn: the definitions are a few
 lines each, sklearn is not a dependency of the package, and the weighting
 (sample-weighted unions, NaN for undefined) is ours.
+
+Over 400 lines: one function per metric of the table in docs/design.md, with the run
+records and summaries built from them; each definition reads beside the ones it is
+defined with (forgetting beside max_forgetting and bwt), so the table stays one module.
 """
 
 from __future__ import annotations

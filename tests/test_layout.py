@@ -3,6 +3,8 @@ user's own folders, and the import contracts that keep the layers in order."""
 
 from __future__ import annotations
 
+import ast
+import configparser
 import importlib.util
 import shutil
 import subprocess
@@ -50,15 +52,109 @@ def test_a_users_own_plugins_and_experiments_folders_do_not_shadow_ours(tmp_path
     assert out[2] == "True"  # the user's folder is still theirs under its own name
 
 
+def dotted(path: Path) -> str:
+    """The installed name of a module file of the package (``plugins/speed/config.py`` ->
+    ``cfer.plugins.speed.config``; setup.py maps each layer folder into ``cfer``)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) if parts[0] == "cfer" else ".".join(["cfer", *parts])
+
+
+def package_modules() -> list[Path]:
+    """Every module file of the installed package: the cfer/ entry and the layer folders."""
+    return sorted(p for top in ("cfer", *lint_imports.LAYERS) for p in (ROOT / top).rglob("*.py")
+                  if "__pycache__" not in p.parts)
+
+
 def test_config_and_report_modules_load_without_torch():
     """cfer --help, config errors, cfer plot and cfer compare must not wait for torch and
-    Avalanche (6 s on 2 CPU cores)."""
-    code = ("import sys, cfer.experiments.config, cfer.experiments.report.run_report, cfer.experiments.cli, "
-            "cfer.benchmarks, cfer.strategies, cfer.core.metric_definitions, cfer.plugins, "
-            "cfer.plugins.speed, cfer.plugins.speed.config, cfer.experiments; "
+    Avalanche (6 s on 2 CPU cores): every module of the config and report rooms, the command
+    line, the results files, the package roots and the ``data`` section."""
+    rooms = [ROOT / "experiments" / "config", ROOT / "experiments" / "report", ROOT / "core"]
+    names = [dotted(p) for p in package_modules() if any(room in p.parents for room in rooms)]
+    names += ["cfer.experiments.cli", "cfer.experiments.run.results_store", "cfer.experiments",
+              "cfer.benchmarks", "cfer.strategies", "cfer.plugins", "cfer.plugins.speed",
+              "cfer.plugins.speed.config"]
+    assert "cfer.experiments.config.sections" in names and "cfer.experiments.report.compare" in names
+    code = (f"import sys, {', '.join(names)}; "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_public_names_of_the_design_resolve_through_the_lazy_roots():
+    code = ("import sys; from cfer.plugins import BasicDistillationPlugin, PredictiveSortingSelection, "
+            "PredictiveSortingReplayPlugin; from cfer.benchmarks import compound_benchmark, synthetic, "
+            "load_cfee; import cfer.benchmarks.synthetic_faces.writer as w; from cfer import strategies; "
+            "import cfer.plugins, cfer.benchmarks; "
+            "assert synthetic is w.synthetic and cfer.benchmarks.synthetic is w.synthetic; "
+            "assert callable(strategies.build) and 'kd_psmr' in strategies.available(); "
+            "print(BasicDistillationPlugin.__module__, PredictiveSortingReplayPlugin.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["cfer.plugins.method.distillation", "cfer.plugins.method.psmr"]
+
+
+# -- the 400-line rule -------------------------------------------------------------------------
+
+REASON = "Over 400 lines:"
+
+
+def too_long(paths, *, limit: int = 400) -> list[str]:
+    """The modules of ``paths`` over ``limit`` lines whose docstring has no line starting
+    :data:`REASON` followed by the reason."""
+    out = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        n = len(text.splitlines())
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        stated = any(line.startswith(REASON) and line[len(REASON):].strip() for line in doc.splitlines())
+        if n > limit and not stated:
+            out.append(f"{path.name}: {n} lines")
+    return out
+
+
+def test_no_module_is_over_400_lines_without_a_reason_at_its_top():
+    assert too_long(package_modules()) == []
+
+
+def test_the_400_line_rule_catches_a_long_module_and_accepts_a_stated_reason(tmp_path):
+    body = "\n".join(f"x{i} = {i}" for i in range(400)) + "\n"
+    silent, empty, stated = tmp_path / "silent.py", tmp_path / "empty.py", tmp_path / "stated.py"
+    silent.write_text('"""A module."""\n' + body)
+    empty.write_text(f'"""A module.\n\n{REASON}\n"""\n' + body)
+    stated.write_text(f'"""A module.\n\n{REASON} one table that reads as one.\n"""\n' + body)
+    assert too_long([silent, empty, stated]) == ["silent.py: 401 lines", "empty.py: 404 lines"]
+
+
+# -- the layer contract covers the package -------------------------------------------------------
+
+def contract_layers() -> list[str]:
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    return config["importlinter:contract:layers"]["layers"].split()
+
+
+def setup_layers() -> tuple[str, ...]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    (value,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "LAYERS"]
+    return ast.literal_eval(value)
+
+
+def test_the_layer_contract_covers_every_module_of_the_package():
+    # The contract's layers are the installed subpackages (setup.py), bottom layer last, and the
+    # entry module python -m cfer runs on top; the lint copies exactly those folders.
+    assert setup_layers() == lint_imports.LAYERS
+    assert contract_layers() == ["cfer.__main__", *(f"cfer.{layer}" for layer in reversed(setup_layers()))]
+    layers = contract_layers()
+    outside = [dotted(p) for p in package_modules()
+               if not any(dotted(p) == layer or dotted(p).startswith(layer + ".") for layer in layers)]
+    assert outside == ["cfer"]  # the entry package itself: its version, nothing else
+    assert sorted(p.name for p in (ROOT / "cfer").iterdir() if p.suffix == ".py") == ["__init__.py",
+                                                                                       "__main__.py"]
+    # No other folder at the top is a package that setup.py would leave out of the contract.
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages - {"tests"} == {"cfer", *setup_layers()}
 
 
 def test_python_dash_m_cfer_is_the_command_line():

@@ -31,6 +31,9 @@ epoch. ``"m"`` (default) does that, ``"all"`` trains on every image of the
 new classes, an int ``n`` on ``min(n, available)`` per new class. The
 experience whose memory is still empty (the basic one) always trains on all
 its images, as the reference's basic phase does.
+
+Over 400 lines: the plugin, its config, its buffer (each class ranked once, then only
+cut) and its new-class sampler are one mechanism, the paper's memory, read together.
 """
 
 from __future__ import annotations
