@@ -159,7 +159,7 @@ def default_root(*, subjects: int = 230, size: int = 96, seed: int = 0) -> Path:
 
 def synthetic(*, root: str | Path | None = None, subjects: int = 230, size: int = 96, seed: int = 0,
               include_neutral: bool = False, config: SyntheticConfig | None = None):
-    """The synthetic set as a :class:`~benchmarks.dataset.FaceDataset`.
+    """The synthetic set as a :class:`~cfer.benchmarks.dataset.FaceDataset`.
 
     Generated into ``root`` (default ``<cache>/synthetic/s{subjects}_px{size}_seed{seed}``)
     unless a generation with the same parameters is already there.

@@ -19,7 +19,7 @@ from cfer.experiments.report.plots import PlotConfig, _band, _figure, _percent_a
 from cfer.experiments.report.tables import aligned_table, format_cell, image_link, markdown_table
 from cfer.experiments.run.fewshot import FEWSHOT_METRICS, summarize_fewshot
 
-#: Column headers of the few-shot metrics (keys of experiments.fewshot.FEWSHOT_METRICS).
+#: Column headers of the few-shot metrics (keys of cfer.experiments.run.fewshot.FEWSHOT_METRICS).
 FEWSHOT_HEADERS: dict[str, str] = {
     "new_recall": "new-class recall (paper)",
     "all_accuracy": "all-class acc",
