@@ -370,24 +370,30 @@ def test_quickstart_check_passes_on_the_reference_and_fails_beyond_tolerance(tmp
     assert "the quickstart config changed" in capsys.readouterr().err
 
 
-def test_readme_tables_are_what_cfer_compare_prints_of_the_committed_reference(capsys):
-    # The README's quickstart table, paired table and LaTeX example are generated blocks;
-    # regenerate with: python tools/check_quickstart.py --readme README.md --update
-    assert check_quickstart.main(["--readme", str(ROOT / "README.md")]) == 0, capsys.readouterr().err
-    text = (ROOT / "README.md").read_text()
-    assert text.count("<!-- cfer compare docs/results/quickstart") >= 3
+def test_docs_tables_are_what_cfer_compare_prints_of_the_committed_reference(capsys):
+    # The quickstart tables, the paired table and the LaTeX example of README.md and docs/*.md
+    # are generated blocks; regenerate with: python tools/check_quickstart.py --update
+    assert check_quickstart.main(["--docs"]) == 0, capsys.readouterr().err
+    texts = [p.read_text() for p in check_quickstart.doc_files()]
+    assert sum(t.count("<!-- cfer compare docs/results/quickstart") for t in texts) >= 3
+    assert "<!-- cfer compare docs/results/quickstart" in (ROOT / "README.md").read_text()
 
 
-def test_a_stale_readme_block_is_found_and_regenerated(tmp_path, capsys):
+def test_a_stale_docs_block_is_found_and_regenerated(tmp_path, capsys):
     _write(tmp_path / "runs" / "a", _results({"naive": _method_runs(0.3, n=3, seed=1),
                                               "kd_psmr": _method_runs(0.6, n=3, seed=2)}))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- cfer compare runs/a --tables summary (md) -->\n| old |\n"
                       "<!-- end cfer compare -->\n\n<!-- cfer compare runs/a (tex) -->\n"
                       "<!-- end cfer compare -->\n")
-    assert check_quickstart.main(["--readme", str(readme)]) == 1
+    plain = tmp_path / "plain.md"
+    plain.write_text("# no block here\n")
+    assert check_quickstart.main(["--docs", str(readme)]) == 1
     assert "cfer compare runs/a --tables summary` is not what it outputs" in capsys.readouterr().err
-    assert check_quickstart.main(["--readme", str(readme), "--update"]) == 0
+    assert check_quickstart.main(["--docs", str(plain)]) == 1  # a file named must hold a block
+    assert "no generated `cfer compare` block" in capsys.readouterr().err
+    assert check_quickstart.main(["--docs", str(readme), str(plain), "--update"]) == 0
     text = readme.read_text()
     assert "| old |" not in text and "| kd_psmr | " in text and "```latex\n\\begin{table}" in text
-    assert check_quickstart.main(["--readme", str(readme)]) == 0
+    assert plain.read_text() == "# no block here\n"
+    assert check_quickstart.main(["--docs", str(readme)]) == 0

@@ -7,12 +7,14 @@ from the code unnoticed:
 
     python tools/check_quickstart.py RUN_DIR              # exit 0: RUN_DIR matches the reference
     python tools/check_quickstart.py RUN_DIR --write      # replace the reference with RUN_DIR's
-    python tools/check_quickstart.py --readme README.md   # exit 0: its generated tables are current
-    python tools/check_quickstart.py --readme README.md --update   # regenerate them
+    python tools/check_quickstart.py --docs               # exit 0: the docs' generated tables are current
+    python tools/check_quickstart.py --update             # regenerate them
+    python tools/check_quickstart.py --docs FILE.md ...   # (--update) only these files
 
-A generated README block is the output of ``cfer compare`` between two markers, paths
-relative to the README's folder, ``md`` (as ``--out x.md`` writes it) or ``tex`` (in a
-latex code fence)::
+The docs are README.md and every ``docs/**/*.md``. A generated block is the output of
+``cfer compare`` between two markers, ``md`` (as ``--out x.md`` writes it) or ``tex`` (in a
+latex code fence), its paths relative to the repository root as a reader types them there
+(relative to the file's folder for a file outside this repository)::
 
     <!-- cfer compare docs/results/quickstart --tables summary (md) -->
     ...
@@ -135,13 +137,18 @@ def problems(run: Mapping, reference: Mapping, *, exact: bool) -> list[str]:
     return out
 
 
-#: A generated README block: the ``cfer compare`` arguments, the format, the generated text.
+#: A generated docs block: the ``cfer compare`` arguments, the format, the generated text.
 BLOCK = re.compile(r"(?P<open><!-- cfer compare (?P<args>[^>]*?) \((?P<fmt>md|tex)\) -->\n)"
                    r"(?P<body>.*?)(?P<close><!-- end cfer compare -->)", re.S)
 
 
+def doc_files() -> list[Path]:
+    """The files whose generated blocks ``--docs`` and ``--update`` cover by default."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
 def render_block(args: str, fmt: str) -> str:
-    """The text ``cfer compare ARGS`` writes to an ``fmt`` file (run from the README's folder)."""
+    """The text ``cfer compare ARGS`` writes to an ``fmt`` file (run from the current folder)."""
     from cfer.experiments.cli import build_parser
     from cfer.experiments.report.compare import render_args
 
@@ -149,12 +156,13 @@ def render_block(args: str, fmt: str) -> str:
     return f"```latex\n{text}```\n" if fmt == "tex" else text
 
 
-def refresh(readme: Path) -> tuple[str, list[str]]:
-    """README text with every generated block regenerated, and the arguments of the stale ones."""
-    text = readme.read_text(encoding="utf-8")
+def refresh(doc: Path) -> tuple[str, list[str]]:
+    """``doc``'s text with every generated block regenerated, and the arguments of the stale ones."""
+    text = doc.read_text(encoding="utf-8")
     stale = []
     here = Path.cwd()
-    os.chdir(readme.resolve().parent)  # the blocks' paths are relative to the README
+    path = doc.resolve()
+    os.chdir(ROOT if path.is_relative_to(ROOT) else path.parent)  # where the blocks' paths start
     try:
         def sub(m: re.Match) -> str:
             body = render_block(m["args"], m["fmt"])
@@ -185,16 +193,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", choices=("auto", "exact", "cross-cpu"), default="auto",
                         help="auto (default): exact on the reference's machine, else the cross-CPU "
                              "tolerances")
-    parser.add_argument("--readme", default=None, metavar="README.md",
-                        help="check that the README's generated `cfer compare` blocks are current")
-    parser.add_argument("--update", action="store_true", help="with --readme: regenerate the blocks")
+    parser.add_argument("--docs", nargs="*", default=None, metavar="FILE.md",
+                        help="check that the generated `cfer compare` blocks of these files are "
+                             "current (none named: README.md and docs/**/*.md)")
+    parser.add_argument("--update", action="store_true",
+                        help="regenerate the blocks (of the --docs files, or of all the docs)")
     args = parser.parse_args(argv)
-    if args.readme:
-        status = _readme(Path(args.readme), update=args.update)
+    if args.docs is None and args.update:
+        args.docs = []
+    if args.docs is not None:
+        named = [Path(d) for d in args.docs]
+        status = _docs(named or doc_files(), update=args.update, each=bool(named))
         if status or not args.run_dir:
             return status
     elif not args.run_dir:
-        parser.error("give RUN_DIR, --readme README.md, or both")
+        parser.error("give RUN_DIR, --docs [FILE.md ...], --update, or RUN_DIR with one of them")
     run = _read(Path(args.run_dir) / "results.json")
     ref_path = Path(args.reference)
     if args.write:
@@ -216,23 +229,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _readme(readme: Path, *, update: bool) -> int:
-    new, stale = refresh(readme)
-    if update:
-        if stale:
-            from cfer.core.atomic import atomic_write_text
+def _docs(docs: list[Path], *, update: bool, each: bool) -> int:
+    """Check (or ``update``) the generated blocks of ``docs``. A file named on the command line
+    (``each``) must hold a block; of the default set, at least one file must."""
+    found, status = 0, 0
+    for doc in docs:
+        new, stale = refresh(doc)
+        blocks = len(BLOCK.findall(new))
+        found += blocks
+        if update:
+            if stale:
+                from cfer.core.atomic import atomic_write_text
 
-            atomic_write_text(readme, new)
-        print(f"check_quickstart: {readme}: {len(stale)} generated block(s) regenerated")
-        return 0
-    for args in stale:
-        print(f"check_quickstart: {readme}: the block of `cfer compare {args}` is not what it "
-              f"outputs now; run python tools/check_quickstart.py --readme {readme} --update",
+                atomic_write_text(doc, new)
+            if blocks:
+                print(f"check_quickstart: {doc}: {len(stale)} of {blocks} generated block(s) regenerated")
+            continue
+        for args in stale:
+            print(f"check_quickstart: {doc}: the block of `cfer compare {args}` is not what it "
+                  f"outputs now; run python tools/check_quickstart.py --update",
+                  file=sys.stderr)
+            status = 1
+        if each and not blocks:
+            print(f"check_quickstart: {doc}: no generated `cfer compare` block", file=sys.stderr)
+            status = 1
+    if not found:
+        print("check_quickstart: no generated `cfer compare` block in " + ", ".join(map(str, docs)),
               file=sys.stderr)
-    if not BLOCK.search(new):
-        print(f"check_quickstart: {readme}: no generated `cfer compare` block", file=sys.stderr)
         return 1
-    return 1 if stale else 0
+    return status
 
 
 if __name__ == "__main__":
