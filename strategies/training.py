@@ -59,8 +59,8 @@ class TrainingConfig:
     continual_batch_size: int | None = None  # null: batch_size; paper: 16 (CF --cont_batch_size)
     # drop a continual experience's last partial batch; paper: true (CF:595 drop_remainder=True)
     continual_drop_last: bool = False
-    eval_batch_size: int = 64
-    num_workers: int = 0
+    eval_batch_size: int = 64  # evaluation mini-batch (test and validation streams)
+    num_workers: int = 0  # DataLoader worker processes; 0: load in the training process (Ray tasks: 0)
     # -- speed (plugins/speed/precision.py) --------------------------------------------------------
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # paper: fp32 (Keras default)
     channels_last: bool = False  # NHWC activations: faster convolutions in bf16/fp16 on GPUs

@@ -26,6 +26,8 @@ from cfer.strategies.training import TrainingConfig
 class DatasetConfig:
     """Which data set to read. ``kind: synthetic`` needs no files."""
 
+    # the reader: synthetic (built in, no files), cfee, rafdb, rafce (needs rafdb_root), folder
+    # (one folder per class, needs spec); docs/datasets.md
     kind: Literal["synthetic", "cfee", "rafdb", "rafce", "folder"] = "synthetic"
     root: str | None = None  # the data set folder (not used by synthetic)
     include_neutral: bool = False  # CFEE/RAF-DB: keep neutral in the basic block
@@ -102,10 +104,11 @@ class StrategiesConfig:
     method only (``overrides: {joint: {basic_epochs: 8}}``).
     """
 
+    # the registered strategies to run (cfer.strategies.available(); docs/strategies.md)
     methods: list[str] = field(default_factory=lambda: ["naive", "replay", "lwf", "icarl", "kd_psmr",
                                                         "joint"])
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its own hyperparameters
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> training keys for it only
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,11 @@ class ProtocolConfig:
     reference code does; kept only for comparability.
     """
 
-    name: Literal["heldout", "paper"] = "heldout"
+    name: Literal["heldout", "paper"] = "heldout"  # heldout: validation subjects; paper: the test fold
     orders: int = 3  # seeded class orders 0..orders-1 (the paper uses 10)
     class_orders: list[list[str]] | None = None  # explicit orders (override `orders`)
-    folds: list[int] = field(default_factory=lambda: [0])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    folds: list[int] = field(default_factory=lambda: [0])  # test folds, each in 0..benchmark.n_folds-1
+    seeds: list[int] = field(default_factory=lambda: [0])  # run seeds (weights, shuffles, draws)
 
     def validate(self, *, where: str) -> None:
         if self.orders < 1 and not self.class_orders:
@@ -154,22 +157,22 @@ class FewShotConfig:
 class EvaluationConfig:
     tensorboard: bool = False  # also log to TensorBoard under logs/tb
     wandb: bool = False  # also log to Weights & Biases
-    wandb_project: str = "cfer"
+    wandb_project: str = "cfer"  # the Weights & Biases project of evaluation.wandb
     confusion_matrix: bool = True  # Avalanche's stream confusion matrix metric
     # Also score each run's final model on the validation subjects of every experience
     # (results.json: runs[].final_valid_accuracy; protocol heldout only). `cfer sweep` turns
     # it on to pick the best grid point on validation, never on the test subjects.
     final_validation: bool = False
     # Grad-CAM at the end of `cfer run` (as `cfer explain RUN_DIR` does; needs output.save_models
-    # and captum: pip install "cfer[explain]"), on this many test faces per compound class
+    # and captum: pip install "cfer[explain]")
     gradcam: bool = False
-    gradcam_images: int = 4
+    gradcam_images: int = 4  # Grad-CAM: test faces per compound class
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     dir: str | None = None  # run directory (default runs/<name>)
-    plots: bool = True
+    plots: bool = True  # plots/*.png and report.md at the end (false: `cfer plot RUN_DIR` draws them later)
     # State dicts after every step (models/<method>/<run>/stepNN.pt, listed in results.json under
     # runs[].models; what `cfer explain` reloads): none; first: each method's first run only
     # (order 0, first fold and seed; small_cnn at 32 px: about 1.6 MB a step, 130 MB for the
@@ -209,7 +212,7 @@ class RunnerConfig:
     backend: Literal["local", "processes", "ray"] = "local"
     jobs_per_device: int = 1  # processes: runs at once on the device (> 1 with backend local: processes)
     ray: RayConfig = field(default_factory=RayConfig)
-    progress: bool = True
+    progress: bool = True  # a progress bar per run (false: none)
     # Train experience 0 once per (method, fold, seed) and start every class order from it:
     # the basic block is the same in every order, so this is exact and saves (orders - 1)
     # basic trainings per method. Saved under <run dir>/basic/ (also used by --resume).
@@ -250,7 +253,9 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = "quickstart"
+    name: str = "quickstart"  # the run's name: runs/<name>/ unless output.dir (default: the file's name)
+    # what `cfer run` runs: continual (the class-incremental stream), fewshot (each compound
+    # class alone, from n images), fscil (few-shot class-incremental); docs/fewshot.md
     phase: Literal["continual", "fewshot", "fscil"] = "continual"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
