@@ -5,7 +5,7 @@ Adding a strategy is one new file, ``strategies/zoo/<name>.py``: its hyperparame
 their source) and a factory decorated
 ``@register_strategy("<name>", params=<Params>, description=...)`` that takes a
 :class:`~cfer.strategies.builder.BuildContext` and returns an Avalanche strategy
-(see the README's "Adding a strategy"). Every module of the ``cfer.strategies.zoo``
+(docs/strategies.md, "Adding a strategy"). Every module of the ``cfer.strategies.zoo``
 package whose name does not start with ``_`` is imported on the first
 ``available()`` / ``entry()`` call, in name order. Zoo modules import torch and
 Avalanche inside their factories only, so discovery (and config validation) stays light.

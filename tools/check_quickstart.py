@@ -1,8 +1,8 @@
 """Check a quickstart run against the committed reference, or write that reference.
 
-The README's quickstart table is ``cfer compare docs/results/quickstart`` of the committed
-reference file (docs/results/quickstart/results.json, a reduced results.json). ``.ci/run``
-re-runs the quickstart as the README says and checks it here, so the table cannot drift
+The quickstart tables of README.md and docs/results.md are ``cfer compare docs/results/quickstart``
+of the committed reference file (docs/results/quickstart/results.json, a reduced results.json).
+``.ci/run`` re-runs the quickstart as the README says and checks it here, so the table cannot drift
 from the code unnoticed:
 
     python tools/check_quickstart.py RUN_DIR              # exit 0: RUN_DIR matches the reference
@@ -65,7 +65,7 @@ CROSS_CPU_TOLERANCE: dict[str, float] = {
 #: would: the tolerance also allows this many standard errors of the difference of the two
 #: means, sqrt(s_run^2 / n + s_ref^2 / n) (the issue-15 case: 3 x 2.7 = 8.0 points > 3.2).
 STANDARD_ERRORS = 3.0
-#: Tolerance of a run on the reference's own machine: CPU runs repeat exactly (README).
+#: Tolerance of a run on the reference's own machine: CPU runs repeat exactly (docs/running.md).
 EXACT = 1e-9
 #: The environment entries (cfer.experiments.run.environment) that must be equal for exactness.
 SAME_MACHINE_KEYS = ("cpu_model", "device.type", "device.cpu_capability", "threads", "packages.torch",

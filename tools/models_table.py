@@ -1,4 +1,4 @@
-"""The README's models table: parameters, trainable parameters per phase, CPU img/s at 64 px.
+"""The models table of docs/models.md: parameters, trainable parameters per phase, CPU img/s at 64 px.
 
     python tools/models_table.py [MODEL ...]
 

@@ -7,7 +7,7 @@ Rebuilds class order 0 (fold and seed of the config's first) of a finished
 the first compound steps with the run's settings and prints, per step, the mean
 over minibatches of the plain cross-entropy and of ``loss - cross-entropy``:
 the penalty a regulariser adds (EWC, LwF) or the change a distillation term
-makes ((1 - g_i) CE + g_i KD for the paper's method). The README's note on why
+makes ((1 - g_i) CE + g_i KD for the paper's method). docs/results.md's note on why
 LwF equals naive in this protocol quotes its output.
 """
 

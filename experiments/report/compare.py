@@ -230,7 +230,7 @@ def _options(args, comparison: Comparison) -> dict:
 
 def render_args(args, fmt: str) -> str:
     """The ``fmt`` output of ``cfer compare``'s parsed arguments (tools/check_quickstart.py
-    regenerates the README's tables with it)."""
+    regenerates the docs' tables with it)."""
     comparison = load(args.run_dirs, allow_mixed=getattr(args, "allow_mixed", False))
     return render(comparison, fmt, **_options(args, comparison))
 
