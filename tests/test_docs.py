@@ -188,15 +188,23 @@ def test_every_docs_page_is_in_the_readme_index():
     assert not missing, f"docs pages not linked from README.md's index: {missing}"
 
 
+#: Pages linked before they land, being written on another branch (issue 21). The test fails
+#: once one exists, so that its entry goes when the page arrives.
+PENDING = {ROOT / "docs" / "extending.md"}
+
+
 def test_relative_links_resolve():
     broken = []
     for page in PAGES:
         for target in _links(page):
             if re.match(r"\w+:", target) or target.startswith("#"):
                 continue  # web addresses, mail, anchors in the page
-            if not (page.parent / target.split("#")[0]).exists():
+            path = (page.parent / target.split("#")[0]).resolve()
+            if not path.exists() and path not in PENDING:
                 broken.append(f"{_rel(page)}: {target}")
     assert not broken, broken
+    landed = [_rel(p) for p in PENDING if p.exists()]
+    assert not landed, f"{landed} exist now: remove them from PENDING in tests/test_docs.py"
 
 
 def test_docs_cite_this_repository_or_public_sources_only():
