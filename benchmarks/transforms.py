@@ -28,34 +28,41 @@ images to Keras' ResNet50V2 without its ``preprocess_input`` (docs/reference.md)
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Literal
+
+from cfer.core.typed import Checked
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FILLS = ("zeros", "reflect")
+Fill = Literal["zeros", "reflect"]
+FILLS = typing.get_args(Fill)
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentation. The defaults are the toolkit's own (mild, torchvision
-    ``RandomAffine``); the reference code's Keras augmentation is ``rotation=3.6,
-    zoom=0.05, zoom_per_axis=True, translate=0.05, fill="reflect"``."""
+class AugmentConfig(Checked):
+    """Training augmentation (the ``benchmark.augment`` config section; this module imports
+    torch only inside its functions, so configs read it without torch). The defaults are the
+    toolkit's own (mild, torchvision ``RandomAffine``, one zoom, black fill); the reference
+    code's Keras augmentation (src/complex_FER.py:154-157) is ``rotation=3.6, zoom=0.05,
+    zoom_per_axis=True, translate=0.05, fill="reflect"``, as experiments/configs/paper_cfee.yaml
+    sets it."""
+
+    section = "benchmark.augment"
 
     flip: bool = True  # random horizontal flip; reference: RandomFlip("horizontal")
     rotation: float = 10.0  # max degrees either way; reference: RandomRotation(0.01) = 3.6 degrees
     zoom: float = 0.1  # scale drawn in [1 - zoom, 1 + zoom]; reference: RandomZoom(0.05, 0.05)
     translate: float = 0.1  # max shift, a fraction of the side; reference: RandomTranslation(0.05, 0.05)
     zoom_per_axis: bool = False  # height and width scales drawn independently; reference: true
-    fill: str = "zeros"  # pixels from outside the image: "zeros" (black) or "reflect"; reference: reflect
+    fill: Fill = "zeros"  # pixels from outside the image: "zeros" (black) or "reflect"; reference: reflect
 
     def __post_init__(self) -> None:
         for key in ("rotation", "zoom", "translate"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"augment.{key}: must be >= 0, got {getattr(self, key)!r}")
-        if self.zoom >= 1:
-            raise ValueError(f"augment.zoom: must be < 1, got {self.zoom!r}")
-        if self.fill not in FILLS:
-            raise ValueError(f"augment.fill: {self.fill!r} is not one of {', '.join(FILLS)}")
+            self.check(key, getattr(self, key) >= 0, ">= 0")
+        self.check("zoom", self.zoom < 1, "< 1")
+        self.check_choice("fill", FILLS)
 
     @property
     def keras(self) -> bool:

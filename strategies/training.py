@@ -12,6 +12,10 @@ reference code runs it (github.com/AngusMaiden/complex-FER at 797fd061; ``CF`` =
 nothing reads them). Where the default here is the toolkit's own, the comment
 gives the reference value, and ``experiments/configs/paper_cfee.yaml`` sets it;
 docs/reference.md has the whole comparison.
+
+The memory rule's keys (``memory_*``, ``mem_per_class``) are checked and their defaults
+written once in :class:`cfer.plugins.method.memory.MemoryRule`, the precision keys in
+:class:`cfer.plugins.speed.config.PrecisionConfig`; this section holds them under its name.
 """
 
 from __future__ import annotations
@@ -19,9 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cfer.core.typed import Checked
+from cfer.plugins.method.memory import MemoryRule, Mode
+from cfer.plugins.speed.config import Precision, PrecisionConfig
+
+Monitor = Literal["accuracy", "loss"]
+
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(Checked):
+    section = "training"
+
     # -- optimisation ---------------------------------------------------------------------------
     optimizer: Literal["adam", "sgd"] = "adam"  # paper: Adam (TR:41, TR:60, TR:220)
     lr: float = 1e-5  # continual experiences; paper: 1e-5 (CF --cont_lr)
@@ -43,9 +55,9 @@ class TrainingConfig:
     # better) or "loss" (lower is better); an epoch improves when it beats the stage's best by
     # more than min_delta. paper: val_loss with min_delta 0.01 in the basic phase (CF:151),
     # val_accuracy with no min_delta in the continual one (CF:152).
-    basic_monitor: Literal["accuracy", "loss"] = "accuracy"  # paper: loss
+    basic_monitor: Monitor = "accuracy"  # paper: loss
     basic_min_delta: float = 0.0  # paper: 0.01
-    monitor: Literal["accuracy", "loss"] = "accuracy"  # continual experiences; paper: accuracy
+    monitor: Monitor = "accuracy"  # continual experiences; paper: accuracy
     min_delta: float = 0.0  # continual experiences; paper: 0
     # Basic stage 2's best: "fresh" tracks it from scratch (paper: Keras resets EarlyStopping at
     # each fit, TR:52,67); "carry" starts from stage 1's best, so a fine-tune that never beats
@@ -61,46 +73,44 @@ class TrainingConfig:
     continual_drop_last: bool = False
     eval_batch_size: int = 64  # evaluation mini-batch (test and validation streams)
     num_workers: int = 0  # DataLoader worker processes; 0: load in the training process (Ray tasks: 0)
-    # -- speed (plugins/speed/precision.py) --------------------------------------------------------
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # paper: fp32 (Keras default)
-    channels_last: bool = False  # NHWC activations: faster convolutions in bf16/fp16 on GPUs
-    compile: str | bool = "false"  # false | default | reduce-overhead (CUDA graphs, small batches)
-    # -- memory of PSMR and the replay baselines (the rule: cfer.plugins.method.memory) ---------------
-    memory_fraction: float = 0.3  # paper: M = floor(0.3 * |train set of all classes|)
-    memory_mode: Literal["grow", "limit"] = "grow"  # paper default: m = floor(M / K) per class, fixed
-    mem_per_class: int | None = None  # overrides m; paper: floor(M / 21)
+    # -- speed (defaults and checks: cfer.plugins.speed.config.PrecisionConfig) ------------------
+    precision: Precision = PrecisionConfig.precision  # fp32 | bf16 | fp16 (loss-scaled); paper: fp32
+    channels_last: bool = PrecisionConfig.channels_last  # NHWC activations: faster bf16/fp16 convolutions
+    compile: str | bool = PrecisionConfig.compile  # false | default | reduce-overhead (CUDA graphs)
+    # -- memory of PSMR and the replay baselines (defaults and checks: the rule's MemoryRule) ----
+    memory_fraction: float = MemoryRule.memory_fraction  # M = floor(fraction * N); paper: 0.3
+    memory_mode: Mode = MemoryRule.memory_mode  # grow: m per class, fixed (paper); limit: M fixed
+    mem_per_class: int | None = MemoryRule.mem_per_class  # overrides m; paper: floor(M / 21)
     # replay mini-batch of replay/der/er_ace/bic; None: the continual batch size
     replay_batch_size_mem: int | None = None
 
     def __post_init__(self) -> None:
-        positive = ("lr", "basic_lr", "finetune_lr", "adam_eps", "batch_size", "eval_batch_size")
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ValueError(f"training.{key}: must be > 0, got {getattr(self, key)!r}")
-        at_least = {"basic_epochs": 1, "epochs": 1, "finetune_epochs": 0, "patience": 0,
-                    "num_workers": 0}
+        for key in ("lr", "basic_lr", "finetune_lr", "adam_eps", "batch_size", "eval_batch_size"):
+            self.check(key, getattr(self, key) > 0, "> 0")
+        at_least = {"basic_epochs": 1, "epochs": 1, "finetune_epochs": 0, "patience": 0, "num_workers": 0}
         for key, low in at_least.items():
-            if getattr(self, key) < low:
-                raise ValueError(f"training.{key}: must be >= {low}, got {getattr(self, key)!r}")
-        nonneg = ("weight_decay", "momentum", "basic_min_delta", "min_delta")
-        for key in nonneg:
-            if getattr(self, key) < 0:
-                raise ValueError(f"training.{key}: must be >= 0, got {getattr(self, key)!r}")
-        if not 0 < self.memory_fraction <= 1:
-            raise ValueError(f"training.memory_fraction: must be in (0, 1], got {self.memory_fraction}")
-        for key in ("mem_per_class", "replay_batch_size_mem", "continual_batch_size"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ValueError(f"training.{key}: must be >= 1 or null, got {value!r}")
-        mode = self.compile
-        if isinstance(mode, bool):  # YAML reads false/true as booleans
-            object.__setattr__(self, "compile", "default" if mode else "false")
-        if self.compile not in ("false", "default", "reduce-overhead"):
-            raise ValueError(f"training.compile: {mode!r} is not one of false, default, reduce-overhead")
-        choices = {"precision": ("fp32", "bf16", "fp16"), "optimizer": ("adam", "sgd"),
-                   "memory_mode": ("grow", "limit"), "basic_monitor": ("accuracy", "loss"),
-                   "monitor": ("accuracy", "loss"), "finetune_best": ("fresh", "carry"),
-                   "restore_best": ("always", "on_stop")}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"training.{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
+            self.check(key, getattr(self, key) >= low, f">= {low}")
+        for key in ("weight_decay", "momentum", "basic_min_delta", "min_delta"):
+            self.check(key, getattr(self, key) >= 0, ">= 0")
+        for key in ("replay_batch_size_mem", "continual_batch_size"):
+            self.check(key, getattr(self, key) is None or getattr(self, key) >= 1, ">= 1 or null")
+        for key, allowed in (("optimizer", ("adam", "sgd")), ("basic_monitor", Monitor),
+                             ("monitor", Monitor), ("finetune_best", ("fresh", "carry")),
+                             ("restore_best", ("always", "on_stop"))):
+            self.check_choice(key, allowed)
+        # The memory rule and the precision keys are checked where they are defined.
+        MemoryRule(memory_fraction=self.memory_fraction, memory_mode=self.memory_mode,
+                   mem_per_class=self.mem_per_class)
+        object.__setattr__(self, "compile", self.precision_config.compile)  # true/false -> default/false
+
+    @property
+    def memory_rule(self) -> MemoryRule:
+        """The memory rule of PSMR and the replay baselines (``memory_*``, ``mem_per_class``)."""
+        return MemoryRule(memory_fraction=self.memory_fraction, memory_mode=self.memory_mode,
+                          mem_per_class=self.mem_per_class)
+
+    @property
+    def precision_config(self) -> PrecisionConfig:
+        """Numeric precision and layout (``precision``, ``channels_last``, ``compile``)."""
+        return PrecisionConfig(precision=self.precision, channels_last=self.channels_last,
+                               compile=self.compile)

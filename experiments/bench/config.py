@@ -31,7 +31,7 @@ class BenchConfig:
     max_spread: float = 0.1  # (max - min) / median of the paired ratio above which not to trust it
 
     def __post_init__(self) -> None:
-        from cfer.plugins.speed.precision import PrecisionConfig
+        from cfer.plugins.speed.config import PrecisionConfig
 
         if self.images < 64 or self.image_size < 16 or self.epochs < 1 or self.repeats < 1:
             raise ValueError("bench: need images >= 64, image_size >= 16, epochs >= 1 and repeats >= 1")

@@ -215,11 +215,11 @@ class BareStep:
 
     def __call__(self) -> tuple[dict, float]:
         from cfer.plugins.method.distillation import distillation_loss, gamma_at
-        from cfer.plugins.speed.precision import PrecisionConfig, compile_model
+        from cfer.plugins.method.params import DistillationParams
+        from cfer.plugins.speed.precision import compile_model
 
         torch, dev, scfg = self.torch, self.device, self.scfg
-        pcfg = PrecisionConfig(precision=scfg.precision, channels_last=scfg.channels_last,
-                               compile=scfg.compile)
+        pcfg = scfg.precision_config
         model = _model(self.cfg, dev)
         model.load_state_dict(self.state)
         teacher = copy.deepcopy(model).eval().requires_grad_(False)
@@ -233,7 +233,8 @@ class BareStep:
             compile_model(teacher, mode=pcfg.compile)
         opt = torch.optim.Adam(model.parameters(), lr=scfg.lr, eps=scfg.adam_eps)
         ce = torch.nn.CrossEntropyLoss()
-        g, temp = gamma_at(0, gamma=0.1, decay=True), 3.0  # kd_psmr's defaults, step i = 0
+        kd = DistillationParams()  # kd_psmr's defaults, step i = 0
+        g, temp = gamma_at(0, gamma=kd.gamma, decay=kd.decay), kd.temperature
         autocast = dict(device_type=dev.type, dtype=pcfg.dtype, enabled=pcfg.dtype is not None)
 
         def forward(net, x):

@@ -4,7 +4,6 @@ settings, with the validation stream its protocol scores."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,10 +113,10 @@ class RunData:
         """``compound_benchmark`` of the data with the config's settings; ``shots``: few-shot
         training splits (that many images per compound class, drawn with ``seed``)."""
         from cfer.benchmarks import compound_benchmark
-        from cfer.benchmarks.transforms import AugmentConfig, train_transform
+        from cfer.benchmarks.transforms import train_transform
 
         cfg, d = self.cfg, self.decoded()
-        aug = AugmentConfig(**dataclasses.asdict(cfg.benchmark.augment))
+        aug = cfg.benchmark.augment  # benchmarks' own AugmentConfig
         return compound_benchmark(
             d.dataset, class_order=list(order), seed=seed, fold=fold, n_folds=cfg.benchmark.n_folds,
             validation=cfg.protocol.name == "heldout", valid_fraction=cfg.benchmark.valid_fraction,

@@ -18,17 +18,66 @@ Budget modes:
   keep ``floor(M / K)`` for the whole stream. :func:`class_size` is the plain
   ``floor(M / n)`` share.
 
-Used by the PSMR plugin (:mod:`cfer.plugins.method.psmr`) and by the replay baselines of
-:mod:`cfer.strategies.builder`, so that every method's memory has the same size.
-Pure Python: no torch, no Avalanche.
+The settings are one object, :class:`MemoryRule` (the ``training:`` section's
+``memory_fraction``, ``memory_mode`` and ``mem_per_class``, checked here once), and ``(M, m)``
+for a stream is :meth:`MemoryRule.sizes`, computed once per strategy by the builder
+(:meth:`cfer.strategies.builder.BuildContext.memory`) and handed to the PSMR plugin
+(:mod:`cfer.plugins.method.psmr`) and the replay baselines, so that every method's memory has
+the same size. Pure Python: no torch, no Avalanche.
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
-MODES = ("grow", "limit")
+from cfer.core.typed import Checked
+
+Mode = Literal["grow", "limit"]
+MODES = typing.get_args(Mode)
+
+
+@dataclass(frozen=True)
+class MemoryRule(Checked):
+    """The memory rule's settings, as the ``training:`` section names them (its errors name
+    ``training.<key>``). Reference: github.com/AngusMaiden/complex-FER at 797fd061,
+    src/complex_FER.py ``cont()``."""
+
+    section = "training"
+
+    memory_fraction: float = 0.3  # paper: M = floor(0.3 * |train set of all classes|)
+    memory_mode: Mode = "grow"  # paper default: m = floor(M / K) per class, fixed; "limit": M fixed
+    mem_per_class: int | None = None  # overrides m; paper: floor(M / 21)
+
+    def __post_init__(self) -> None:
+        self.check("memory_fraction", 0 < self.memory_fraction <= 1, "in (0, 1]")
+        self.check_choice("memory_mode", Mode)
+        m = self.mem_per_class
+        self.check("mem_per_class", m is None or isinstance(m, int) and not isinstance(m, bool) and m >= 1,
+                   ">= 1 or null")
+
+    def sizes(self, *, total_train_size: int | None, total_classes: int | None) -> MemorySizes:
+        """``(M, m)`` and the mode for a stream of ``N`` training images of ``K`` classes."""
+        total, per_class = memory_sizes(fraction=self.memory_fraction, total_train_size=total_train_size,
+                                        total_classes=total_classes, mem_per_class=self.mem_per_class)
+        return MemorySizes(total=total, per_class=per_class, mode=self.memory_mode)
+
+
+@dataclass(frozen=True)
+class MemorySizes:
+    """``M`` (``total``; None when ``K`` is unknown and ``m`` was given), ``m`` and the mode."""
+
+    total: int | None
+    per_class: int
+    mode: str
+
+    def budget(self, n_classes: int) -> int:
+        """Most exemplars a fixed-size buffer ever holds (:func:`memory_budget`)."""
+        return memory_budget(mode=self.mode, total=self.total, per_class=self.per_class,
+                             n_classes=n_classes)
 
 
 def memory_sizes(*, fraction: float, total_train_size: int | None, total_classes: int | None,

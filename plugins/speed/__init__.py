@@ -24,7 +24,9 @@ One job per module:
   Avalanche's per-experience metrics kept.
 
 - :mod:`~cfer.plugins.speed.config`: :class:`FastDataConfig`, the ``data`` config
-  section (torch-free: configs load it before torch).
+  section, and :class:`PrecisionConfig`, the precision keys of ``training`` (torch-free:
+  configs load them before torch);
+- :mod:`~cfer.plugins.speed.entries`: the registry entries of these plugins.
 
 The names below are imported from their modules when first used (:mod:`cfer.core.lazy`),
 so importing this package imports no torch. The two ``enable`` functions are reached
@@ -50,7 +52,7 @@ _MODULES = {
     'OnePassEvaluationPlugin': "cfer.plugins.speed.one_pass",
     'LossScaling':             "cfer.plugins.speed.precision",
     'ModelPrecision':          "cfer.plugins.speed.precision",
-    'PrecisionConfig':         "cfer.plugins.speed.precision",
+    'PrecisionConfig':         "cfer.plugins.speed.config",
     'PrecisionPlugin':         "cfer.plugins.speed.precision",
     'compile_model':           "cfer.plugins.speed.precision",
     'ThroughputPlugin':        "cfer.plugins.speed.throughput",

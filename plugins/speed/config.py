@@ -1,24 +1,68 @@
-"""The ``data`` config section: where a benchmark's decoded images live while training.
+"""The speed path's settings, torch-free: the ``data`` config section and the precision keys
+of the ``training`` section.
 
-Read by the fast data path beside it (:mod:`cfer.plugins.speed.fast_data`,
-:mod:`cfer.plugins.speed.image_store`): on the GPU, in pinned host memory, or as the
-data set left them. Imports nothing but the standard library, and the package roots
-above it (:mod:`cfer.plugins`, :mod:`cfer.plugins.speed`) import their modules only
-when a name is first used, so :mod:`cfer.experiments.config` reads this section before
-torch is loaded: a config error answers in 0.1 s instead of after the 6 s of importing
-torch and Avalanche.
+- :class:`FastDataConfig` (``data:``): where a benchmark's decoded images live while training,
+  read by the fast data path (:mod:`cfer.plugins.speed.fast_data`,
+  :mod:`cfer.plugins.speed.image_store`): on the GPU, in pinned host memory, or as the data
+  set left them;
+- :class:`PrecisionConfig` (``training.precision``, ``channels_last``, ``compile``), read by
+  :mod:`cfer.plugins.speed.precision`; :class:`cfer.strategies.training.TrainingConfig` holds
+  these keys and has them checked here.
+
+Imports no torch, and the package roots above it (:mod:`cfer.plugins`,
+:mod:`cfer.plugins.speed`) import their modules only when a name is first used, so
+:mod:`cfer.experiments.config` reads these before torch is loaded: a config error answers
+in 0.1 s instead of after the 6 s of importing torch and Avalanche.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Literal
+
+from cfer.core.typed import Checked
 
 ON_DEVICE = ("auto", "true", "false")
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS = typing.get_args(Precision)
+COMPILE_MODES = ("false", "default", "reduce-overhead")
 
 
 @dataclass(frozen=True)
-class FastDataConfig:
+class PrecisionConfig(Checked):
+    """Numeric precision and layout of training (the ``training`` section's keys)."""
+
+    section = "training"
+
+    precision: Precision = "fp32"  # fp32 | bf16 | fp16 (with loss scaling); paper: fp32 (Keras default)
+    channels_last: bool = False  # NHWC activations (faster convolutions with bf16/fp16 on GPUs)
+    compile: str | bool = "false"  # false | default | reduce-overhead (CUDA graphs: small batches)
+
+    def __post_init__(self) -> None:
+        self.check_choice("precision", PRECISIONS)
+        if isinstance(self.compile, bool):  # YAML reads `false`/`true` as booleans
+            object.__setattr__(self, "compile", "default" if self.compile else "false")
+        self.check_choice("compile", COMPILE_MODES)
+        self.check_choice("channels_last", (True, False))
+
+    @property
+    def dtype(self):
+        """The autocast dtype, ``None`` for fp32."""
+        import torch
+
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+    @property
+    def is_default(self) -> bool:
+        return self.precision == "fp32" and not self.channels_last and self.compile == "false"
+
+
+@dataclass(frozen=True)
+class FastDataConfig(Checked):
     """The ``data`` section: where the images live and whether the fast path is used."""
+
+    section = "data"
 
     # auto: fast path, images on the GPU when they fit (else in pinned host memory); true: fast
     # path, images on the GPU (an error when they do not fit); false: Avalanche's stock loading.
@@ -27,11 +71,7 @@ class FastDataConfig:
     max_memory_fraction: float = 0.5  # auto: images may take this share of the GPU's free memory
 
     def __post_init__(self) -> None:
-        value = self.on_device
-        if isinstance(value, bool):  # YAML reads `true`/`false` as booleans
-            value = "true" if value else "false"
-        if value not in ON_DEVICE:
-            raise ValueError(f"data.on_device: {self.on_device!r} is not one of auto, true, false")
-        object.__setattr__(self, "on_device", value)
-        if not 0 < self.max_memory_fraction <= 1:
-            raise ValueError(f"data.max_memory_fraction: must be in (0, 1], got {self.max_memory_fraction}")
+        if isinstance(self.on_device, bool):  # YAML reads `true`/`false` as booleans
+            object.__setattr__(self, "on_device", "true" if self.on_device else "false")
+        self.check_choice("on_device", ON_DEVICE)
+        self.check("max_memory_fraction", 0 < self.max_memory_fraction <= 1, "in (0, 1]")

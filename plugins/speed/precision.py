@@ -30,46 +30,11 @@ strategy:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from avalanche.core import SupervisedPlugin
 
+from cfer.plugins.speed.config import PrecisionConfig
 from cfer.plugins.workarounds import templates
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-COMPILE_MODES = ("false", "default", "reduce-overhead")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass(frozen=True)
-class PrecisionConfig:
-    """Numeric precision and layout of training (``training.precision`` etc.)."""
-
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (with loss scaling); paper: fp32 (Keras default)
-    channels_last: bool = False  # NHWC activations (faster convolutions with bf16/fp16 on GPUs)
-    compile: str | bool = "false"  # false | default | reduce-overhead (CUDA graphs: small batches)
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"training.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        mode = self.compile
-        if isinstance(mode, bool):  # YAML reads `false`/`true` as booleans
-            mode = "default" if mode else "false"
-        if mode not in COMPILE_MODES:
-            raise ValueError(f"training.compile: {self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
-        object.__setattr__(self, "compile", mode)
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"training.channels_last: must be true or false, got {self.channels_last!r}")
-
-    @property
-    def dtype(self):
-        """The autocast dtype, ``None`` for fp32."""
-        return _DTYPES[self.precision]
-
-    @property
-    def is_default(self) -> bool:
-        return self.precision == "fp32" and not self.channels_last and self.compile == "false"
 
 
 def check(config: PrecisionConfig, device, *, compile_backend=None) -> None:
