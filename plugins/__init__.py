@@ -1,6 +1,7 @@
 """Avalanche plugins: basic-model distillation, predictive-sorting replay, FER metrics, speed.
 
-One room per job:
+One room per job, and the registry (:mod:`~cfer.plugins.registry`: every plugin by name,
+with its typed params, its phase and what it does to experience 0):
 
 - :mod:`~cfer.plugins.method`: the paper's method (distillation, PSMR, exemplar
   selection, the memory rule);
@@ -22,7 +23,8 @@ from cfer.core.lazy import lazy_root
 #: Public name -> the module (below ``cfer.plugins``) that defines it.
 _MODULES = {
     'BasicDistillationPlugin':       "cfer.plugins.method.distillation",
-    'DistillationConfig':            "cfer.plugins.method.distillation",
+    'DistillationParams':            "cfer.plugins.method.params",
+    'PSMRParams':                    "cfer.plugins.method.params",
     'distillation_loss':             "cfer.plugins.method.distillation",
     'gamma_at':                      "cfer.plugins.method.distillation",
     'PredictiveSortingReplayPlugin': "cfer.plugins.method.psmr",
@@ -34,6 +36,11 @@ _MODULES = {
     'selection_names':               "cfer.plugins.method.selection",
     'selection_strategy':            "cfer.plugins.method.selection",
     'memory_sizes':                  "cfer.plugins.method.memory",
+    'MemoryRule':                    "cfer.plugins.method.memory",
+    'register_plugin':               "cfer.plugins.registry",
+    'plugin_entry':                  "cfer.plugins.registry",
+    'available_plugins':             "cfer.plugins.registry",
+    'PluginParams':                  "cfer.plugins.registry",
     'fer_metrics':                   "cfer.plugins.metrics.fer",
     'FERPredictionCollector':        "cfer.plugins.metrics.fer",
     'EvalPredictions':               "cfer.plugins.metrics.fer",
@@ -48,7 +55,7 @@ _MODULES = {
     'FastDataConfig':                "cfer.plugins.speed.config",
     'FastDataPlugin':                "cfer.plugins.speed.fast_data",
     'FastLoader':                    "cfer.plugins.speed.loader",
-    'PrecisionConfig':               "cfer.plugins.speed.precision",
+    'PrecisionConfig':               "cfer.plugins.speed.config",
     'PrecisionPlugin':               "cfer.plugins.speed.precision",
     'compile_model':                 "cfer.plugins.speed.precision",
     'ThroughputPlugin':              "cfer.plugins.speed.throughput",

@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cfer.plugins.registry import register_plugin
+
+# Observes only (nothing here touches a random generator or the model): phase evaluate, inert.
+register_plugin("progress", path="cfer.experiments.run.epoch_progress:EpochProgress", phase="evaluate",
+                first_experience="inert", description="experience, epoch and loss on the run's progress bar")
+
 
 @contextmanager
 def run_bar(owner, *, total: int, desc: str, unit: str, enabled: bool) -> Iterator[object]:
@@ -30,47 +36,8 @@ def run_bar(owner, *, total: int, desc: str, unit: str, enabled: bool) -> Iterat
 
 
 def epoch_plugin(bar):
-    """An :class:`EpochProgress` writing into ``bar`` (Avalanche is imported only here)."""
-    from avalanche.core import SupervisedPlugin
+    """An :class:`~cfer.experiments.run.epoch_progress.EpochProgress` writing into ``bar``
+    (Avalanche is imported only there)."""
+    from cfer.experiments.run.epoch_progress import EpochProgress
 
-    class EpochProgress(SupervisedPlugin):
-        """Experience i/T, epoch k/n and the epoch's mean training loss on the run's bar.
-
-        The loss is summed on the device and read once per epoch (one synchronisation per
-        epoch, not per iteration); nothing here touches a random generator or the model."""
-
-        def __init__(self):
-            super().__init__()
-            self._sum, self._n, self._epoch = 0.0, 0, 0
-
-        def before_training_exp(self, strategy, *args, **kwargs):
-            self._epoch = 0
-            self._show(strategy, "training")
-
-        def before_training_epoch(self, strategy, *args, **kwargs):
-            self._sum, self._n = 0.0, 0
-
-        def after_training_iteration(self, strategy, *args, **kwargs):
-            loss = getattr(strategy, "loss", None)
-            if hasattr(loss, "detach"):
-                self._sum = self._sum + loss.detach()
-                self._n += 1
-
-        def after_training_epoch(self, strategy, *args, **kwargs):
-            self._epoch += 1
-            n = int(getattr(strategy, "train_epochs", 0) or 0)
-            epoch = f"epoch {self._epoch}/{n}" if self._epoch <= n else f"epoch {self._epoch}"
-            loss = f", loss {float(self._sum) / self._n:.3f}" if self._n else ""
-            self._show(strategy, epoch + loss)
-
-        def _show(self, strategy, what: str) -> None:
-            exp = getattr(getattr(strategy, "experience", None), "current_experience", None)
-            if not isinstance(exp, int):
-                where = ""
-            elif bar.unit == "exp" and bar.total:  # the bar counts this run's experiences
-                where = f"exp {exp + 1}/{bar.total}: "
-            else:
-                where = f"experience {exp}: "
-            bar.set_postfix_str(where + what)
-
-    return EpochProgress()
+    return EpochProgress(bar)

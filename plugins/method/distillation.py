@@ -16,33 +16,14 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 from avalanche.models import avalanche_forward
 from avalanche.training.plugins import SupervisedPlugin
 
+from cfer.plugins.method.params import DistillationParams
 from cfer.plugins.method.selection import active_classes
 from cfer.plugins.speed.precision import PrecisionPlugin
-
-
-@dataclass(frozen=True)
-class DistillationConfig:
-    """Hyperparameters of :class:`BasicDistillationPlugin`."""
-
-    temperature: float = 3.0  # paper: T = 3
-    gamma: float = 0.1  # paper: g_i = 0.1 * exp(-i / (1 + e))
-    decay: bool = True  # paper: g_i decays with the step i; False keeps g_i = gamma
-    # paper: the frozen basic model; "previous": refreshed after each experience (LwF-style)
-    teacher: str = "basic"
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.teacher not in ("basic", "previous"):
-            raise ValueError(f"teacher must be 'basic' or 'previous', got {self.teacher!r}")
 
 
 def gamma_at(i: int, *, gamma: float, decay: bool) -> float:
@@ -86,20 +67,20 @@ class BasicDistillationPlugin(SupervisedPlugin):
     get teacher logit 0 (the zero padding). The step is ``i = experience
     index - 1`` (``strategy.experience.current_experience``), at least 0.
 
-    Args:
-        temperature: softmax temperature ``T`` (paper: 3).
-        gamma: distillation weight ``gamma`` (paper: 0.1).
-        decay: ``g_i = gamma * exp(-i / (1 + e))`` (paper) or ``g_i = gamma``.
-        teacher: ``"basic"``: the model after the first experience, frozen
-            for good (paper); ``"previous"``: the model after the latest
-            experience (LwF-style), for comparison.
+    Keyword arguments (defaults and checks:
+    :class:`cfer.plugins.method.params.DistillationParams`, kept as :attr:`config`):
+
+    - ``temperature``: softmax temperature ``T`` (paper: 3);
+    - ``gamma``: distillation weight ``gamma`` (paper: 0.1);
+    - ``decay``: ``g_i = gamma * exp(-i / (1 + e))`` (paper) or ``g_i = gamma``;
+    - ``teacher``: ``"basic"``: the model after the first experience, frozen
+      for good (paper); ``"previous"``: the model after the latest
+      experience (LwF-style), for comparison.
     """
 
-    def __init__(self, *, temperature: float = 3.0, gamma: float = 0.1, decay: bool = True,
-                 teacher: str = "basic"):
+    def __init__(self, **settings):
         super().__init__()
-        self.config = DistillationConfig(temperature=temperature, gamma=gamma, decay=decay,
-                                         teacher=teacher)
+        self.config = DistillationParams(**settings)
         self.teacher: torch.nn.Module | None = None
         self.teacher_classes: list[int] | None = None  # class ids the teacher was trained on
         self.last_gamma: float | None = None  # g_i of the latest mini-batch (for logging)

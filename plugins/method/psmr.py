@@ -39,9 +39,10 @@ cut) and its new-class sampler are one mechanism, the paper's memory, read toget
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -53,69 +54,51 @@ from avalanche.training.storage_policy import (
     ParametricBuffer,
 )
 
+from cfer.core.typed import SettingError
 from cfer.plugins.method import memory as memory_rule
-from cfer.plugins.method.memory import memory_sizes  # the rule, also used by the replay baselines
-from cfer.plugins.method.selection import SCORES, eval_mode, selection_names, selection_strategy
+from cfer.plugins.method.memory import MemoryRule, MemorySizes, memory_sizes  # noqa: F401 (memory_sizes: public here too)
+from cfer.plugins.method.params import PSMRParams
+from cfer.plugins.method.selection import eval_mode, selection_strategy
 
-NEW_CLASS_SAMPLES = ("m", "all")  # or a positive int
-NEW_CLASS_DRAWS = ("epoch", "experience")
 _DRAW_STREAM = 0x50534D52  # "PSMR": keeps the draw's random stream apart from others seeded by `seed`
 
 
 @dataclass(frozen=True)
-class PSMRConfig:
-    """Settings of :class:`PredictiveSortingReplayPlugin`."""
+class PSMRConfig(PSMRParams):
+    """Every setting of :class:`PredictiveSortingReplayPlugin`: its params (the config keys
+    ``plugins.psmr.*``, :class:`cfer.plugins.method.params.PSMRParams`), the memory rule
+    shared with the replay baselines, and what the builder or a Python caller gives."""
 
-    fraction: float = 0.3  # paper: M = floor(0.3 * |train set of all 21 classes|)
-    mode: str = "grow"  # paper default: m fixed, M grows by m per class; "limit": M fixed
-    mem_per_class: int | None = None  # overrides m (paper: m = floor(M / 21))
-    selection: str | ExemplarsSelectionStrategy = "predictive"  # paper: predictive sorting
+    memory: MemoryRule = field(default_factory=MemoryRule)  # M and m (training.memory_*)
+    sizes: MemorySizes | None = None  # (M, m) already computed for the stream (the builder's)
     batch_size: int | None = None  # with batch_size_mem: Avalanche's ReplayDataLoader
     batch_size_mem: int | None = None  # None (and batch_size None): memory concatenated (paper)
     total_train_size: int | None = None  # N; None: counted from the experience's origin_stream
     total_classes: int | None = None  # K; None: counted from the experience's origin_stream
     feature_layer: str | None = None  # feature layer of "herding" / "closest_to_center"
-    # reference: src/complex_FER.py cont(), `new_train_ds.shuffle(len(...)).take(m)`
-    new_class_samples: str | int = "m"
-    # reference: tf.data's shuffle reshuffles each iteration, so take(m) draws anew every epoch
-    new_class_draw: str = "epoch"
-    # reference: src/models/train.py RepresentativeMemoryUpdate, `np.argsort(preds[:,idx])[::-1]`
-    # on the linear last layer's output (the logit); the paper's text: "probability"
-    score: str = "logit"
     seed: int = 0  # seeds the new-class draws (with the experience and epoch index)
 
     def __post_init__(self) -> None:
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
-        if self.mode not in ("grow", "limit"):
-            raise ValueError(f"mode must be 'grow' or 'limit', got {self.mode!r}")
-        for key in ("mem_per_class", "batch_size", "batch_size_mem", "total_train_size",
-                    "total_classes"):
+        super().__post_init__()
+        for key in ("batch_size", "batch_size_mem", "total_train_size", "total_classes"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{key} must be a positive integer or None, got {value!r}")
-        if isinstance(self.selection, str) and self.selection not in selection_names():
-            raise ValueError(f"unknown selection {self.selection!r}; choose one of "
-                             f"{', '.join(selection_names())}")
-        n = self.new_class_samples
-        if not (n in NEW_CLASS_SAMPLES if isinstance(n, str)
-                else isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-            raise ValueError(f"new_class_samples must be 'm', 'all' or a positive integer, got {n!r}")
-        if self.new_class_draw not in NEW_CLASS_DRAWS:
-            raise ValueError(f"new_class_draw must be one of {', '.join(NEW_CLASS_DRAWS)}, "
-                             f"got {self.new_class_draw!r}")
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
-        if self.score != "logit" and self.selection != "predictive":
-            raise ValueError(f"score={self.score!r} is only for selection 'predictive' "
-                             f"(selection {self.selection!r} ranks by no score)")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if (self.uses_loader and self.new_class_samples != "all"
-                and self.new_class_draw == "epoch"):
-            raise ValueError("new_class_draw='epoch' needs the memory concatenated with the new data "
-                             "(batch_size and batch_size_mem None); with Avalanche's ReplayDataLoader "
-                             "use new_class_draw='experience'")
+            self.check(key, value is None or isinstance(value, int) and value >= 1,
+                       "a positive integer or None")
+        self.check("seed", isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+                   "a non-negative integer")
+        if self.uses_loader and self.new_class_samples != "all" and self.new_class_draw == "epoch":
+            raise SettingError(self.key("new_class_draw"),
+                               "'epoch' needs the memory concatenated with the new data (batch_size and "
+                               "batch_size_mem None); with Avalanche's ReplayDataLoader use "
+                               "new_class_draw='experience'")
+
+    @property
+    def mode(self) -> str:
+        return self.memory.memory_mode
+
+    @property
+    def mem_per_class(self) -> int | None:
+        return self.sizes.per_class if self.sizes is not None else self.memory.mem_per_class
 
     @property
     def uses_loader(self) -> bool:
@@ -322,49 +305,54 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
     training on a slice of it), unless ``total_train_size`` /
     ``total_classes`` are given.
 
-    Args:
-        fraction: share of the full training set kept (paper: 0.3).
-        mode: ``"grow"`` (paper default) or ``"limit"``.
-        mem_per_class: ``m`` directly (``M = m * K`` in mode ``"limit"``).
-        selection: ``"predictive"`` (paper), ``"random"``, ``"herding"``,
-            ``"closest_to_center"``, or an ``ExemplarsSelectionStrategy``.
-        batch_size, batch_size_mem: see above.
-        total_train_size, total_classes: ``N`` and ``K`` when the stream
-            cannot be read from the experience.
-        feature_layer: module name whose output feeds ``"herding"`` /
-            ``"closest_to_center"`` (default: the last ``nn.Linear``'s input).
-        new_class_samples: ``"m"`` (reference), ``"all"`` or a positive int.
-        new_class_draw: ``"epoch"`` (reference) or ``"experience"``.
-        score: ``"logit"`` (reference code) or ``"probability"`` (paper text)
-            for ``selection="predictive"``.
-        seed: seeds the new-class draws (the run seed).
+    Keyword arguments (defaults and checks: :class:`PSMRConfig`, kept as :attr:`config`):
+
+    - ``fraction``, ``mode``, ``mem_per_class``: the memory rule
+      (:class:`cfer.plugins.method.memory.MemoryRule`: ``memory_fraction``, paper 0.3;
+      ``memory_mode``, ``"grow"`` (paper default) or ``"limit"``; ``mem_per_class``, ``m``
+      directly, ``M = m * K`` in mode ``"limit"``), or ``sizes``: ``(M, m)`` already computed
+      for the stream (:class:`cfer.plugins.method.memory.MemorySizes`, as the builder gives it);
+    - ``selection``: ``"predictive"`` (paper), ``"random"``, ``"herding"``,
+      ``"closest_to_center"``, or an ``ExemplarsSelectionStrategy``; ``score``: ``"logit"``
+      (reference code) or ``"probability"`` (paper text) for ``selection="predictive"``;
+    - ``new_class_samples``: ``"m"`` (reference), ``"all"`` or a positive int;
+      ``new_class_draw``: ``"epoch"`` (reference) or ``"experience"``;
+    - ``batch_size``, ``batch_size_mem``: see above;
+    - ``total_train_size``, ``total_classes``: ``N`` and ``K`` when the stream cannot be read
+      from the experience;
+    - ``feature_layer``: module name whose output feeds ``"herding"`` /
+      ``"closest_to_center"`` (default: the last ``nn.Linear``'s input);
+    - ``seed``: seeds the new-class draws (the run seed).
     """
 
-    def __init__(self, *, fraction: float = 0.3, mode: str = "grow",
-                 mem_per_class: int | None = None,
-                 selection: str | ExemplarsSelectionStrategy = "predictive",
-                 batch_size: int | None = None, batch_size_mem: int | None = None,
-                 total_train_size: int | None = None, total_classes: int | None = None,
-                 feature_layer: str | None = None, new_class_samples: str | int = "m",
-                 new_class_draw: str = "epoch", score: str = "logit", seed: int = 0):
+    def __init__(self, *, fraction: float | None = None, mode: str | None = None,
+                 mem_per_class: int | None = None, **settings):
         super().__init__()
-        self.config = PSMRConfig(fraction=fraction, mode=mode, mem_per_class=mem_per_class,
-                                 selection=selection, batch_size=batch_size,
-                                 batch_size_mem=batch_size_mem, total_train_size=total_train_size,
-                                 total_classes=total_classes, feature_layer=feature_layer,
-                                 new_class_samples=new_class_samples, new_class_draw=new_class_draw,
-                                 score=score, seed=seed)
+        rule = {k: v for k, v in (("memory_fraction", fraction), ("memory_mode", mode)) if v is not None}
+        memory = settings.pop("memory", None)
+        if memory is not None and (rule or mem_per_class is not None):
+            raise TypeError("PredictiveSortingReplayPlugin: give memory= or fraction/mode/mem_per_class, "
+                            "not both")
+        memory = memory or MemoryRule(**rule, mem_per_class=mem_per_class)
+        self.config = PSMRConfig(memory=memory, **settings)
         self.storage_policy: PSMRBuffer | None = None
         self.history: list[dict] = []
         self._pools: dict[int, list[int]] | None = None  # this experience's new classes -> positions
         self._per_class: int | None = None  # images drawn per new class this experience
         self._epoch: int | None = None
 
+    @classmethod
+    def from_params(cls, params: PSMRParams, ctx) -> PredictiveSortingReplayPlugin:
+        """The plugin of a composed method: ``params`` (``plugins.psmr``), the memory sizes the
+        build context computed for the whole stream (``ctx.memory()``), and the run seed."""
+        return cls(memory=ctx.config.memory_rule, sizes=ctx.memory(), seed=int(ctx.seed),
+                   **{f.name: getattr(params, f.name) for f in dataclasses.fields(PSMRParams)})
+
     # -- sizes and buffer ---------------------------------------------------------------------
     def _totals(self, experience) -> tuple[int | None, int | None]:
         cfg = self.config
-        needs_n = cfg.mem_per_class is None and cfg.total_train_size is None
-        needs_k = (cfg.mem_per_class is None or cfg.mode == "limit") and cfg.total_classes is None
+        needs_n = cfg.memory.mem_per_class is None and cfg.total_train_size is None
+        needs_k = (cfg.memory.mem_per_class is None or cfg.mode == "limit") and cfg.total_classes is None
         n, k = cfg.total_train_size, cfg.total_classes
         if needs_n or needs_k:
             counted_n, counted_k = stream_totals(experience)
@@ -377,13 +365,18 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
             return cfg.selection
         return selection_strategy(cfg.selection, layer_name=cfg.feature_layer, score=cfg.score)
 
-    def _build(self, experience) -> PSMRBuffer:
+    def _sizes(self, experience) -> MemorySizes:
+        """``(M, m)``: given, or the memory rule over the stream's ``N`` and ``K``."""
         cfg = self.config
+        if cfg.sizes is not None:
+            return cfg.sizes
         n, k = self._totals(experience)
-        big_m, m = memory_sizes(fraction=cfg.fraction, total_train_size=n, total_classes=k,
-                                mem_per_class=cfg.mem_per_class)
-        return PSMRBuffer(selection_strategy=self._selector(), mode=cfg.mode, mem_per_class=m,
-                          memory_size=big_m)
+        return cfg.memory.sizes(total_train_size=n, total_classes=k)
+
+    def _build(self, experience) -> PSMRBuffer:
+        sizes = self._sizes(experience)
+        return PSMRBuffer(selection_strategy=self._selector(), mode=sizes.mode, mem_per_class=sizes.per_class,
+                          memory_size=sizes.total)
 
     def policy(self, strategy) -> PSMRBuffer:
         """The storage policy, built at the first experience."""

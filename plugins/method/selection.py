@@ -41,6 +41,7 @@ from avalanche.training.storage_policy import (
     RandomExemplarsSelectionStrategy,
 )
 
+from cfer.plugins.method.params import SELECTIONS, PSMRParams
 from cfer.plugins.workarounds.selection import LiveFeatureOrdering
 
 
@@ -90,9 +91,6 @@ def _batch_tasks(batch, n: int, device):
     return torch.zeros(n, dtype=torch.long, device=device)
 
 
-SCORES = ("logit", "probability")
-
-
 class PredictiveSortingSelection(ExemplarsSelectionStrategy):
     """Rank samples by the model's score of their true class, highest first.
 
@@ -111,11 +109,8 @@ class PredictiveSortingSelection(ExemplarsSelectionStrategy):
     so the ranking is deterministic.
     """
 
-    def __init__(self, score: str = "logit"):
-        if score not in SCORES:
-            raise ValueError(f"PredictiveSortingSelection: score must be one of {', '.join(SCORES)}, "
-                             f"got {score!r}")
-        self.score = score
+    def __init__(self, score: str = PSMRParams.score):
+        self.score = PSMRParams(score=score).score  # checked where the setting is defined
 
     @torch.no_grad()
     def make_sorted_indices(self, strategy, data) -> list[int]:
@@ -212,23 +207,19 @@ class ClosestToCenterSelection(_LiveFeatureSelection, ClosestToCenterSelectionSt
 
 
 def selection_names() -> tuple[str, ...]:
-    """Names accepted by :func:`selection_strategy`."""
-    return ("predictive", "random", "herding", "closest_to_center")
+    """Names accepted by :func:`selection_strategy` (:data:`cfer.plugins.method.params.SELECTIONS`)."""
+    return SELECTIONS
 
 
 def selection_strategy(name: str, *, layer_name: str | None = None,
-                       score: str = "logit") -> ExemplarsSelectionStrategy:
+                       score: str = PSMRParams.score) -> ExemplarsSelectionStrategy:
     """The exemplar selection strategy called ``name`` (see :func:`selection_names`).
 
     ``layer_name`` picks the feature layer of ``"herding"`` and
     ``"closest_to_center"`` (default: the input of the last ``nn.Linear``);
     ``score`` the ranking score of ``"predictive"`` (:class:`PredictiveSortingSelection`).
     """
-    if score not in SCORES:
-        raise ValueError(f"unknown ranking score {score!r}; choose one of {', '.join(SCORES)}")
-    if score != "logit" and name != "predictive":
-        raise ValueError(f"selection {name!r} ranks by no score; score={score!r} is only for "
-                         "'predictive'")
+    PSMRParams(selection=name, score=score)  # both checked where the settings are defined
     if name in ("herding", "closest_to_center"):
         cls = HerdingSelection if name == "herding" else ClosestToCenterSelection
         return cls(layer_name)
@@ -237,6 +228,4 @@ def selection_strategy(name: str, *, layer_name: str | None = None,
                          "'herding' and 'closest_to_center'")
     if name == "predictive":
         return PredictiveSortingSelection(score)
-    if name == "random":
-        return RandomExemplarsSelectionStrategy()
-    raise ValueError(f"unknown exemplar selection {name!r}; choose one of {', '.join(selection_names())}")
+    return RandomExemplarsSelectionStrategy()
