@@ -1,7 +1,10 @@
 """Models and the registry of continual-learning strategies (ours and Avalanche baselines).
 
 - :mod:`~cfer.strategies.registry`, :mod:`~cfer.strategies.zoo`: one file per strategy,
-  found without a list (:func:`available`, :func:`entry`, :func:`register_strategy`);
+  and the methods composed of plugins in the zoo's YAML files, found without a list
+  (:func:`available`, :func:`entry`, :func:`register_strategy`);
+- :mod:`~cfer.strategies.compose`: a method as a base strategy plus registered plugins
+  (``strategies.define``, ``strategies/zoo/paper_methods.yaml``);
 - :mod:`~cfer.strategies.builder`: :func:`build`, a registered strategy on a benchmark
   and model with the shared training knobs (:mod:`~cfer.strategies.training`, the
   ``training:`` section) and the strategy's own params (:mod:`~cfer.strategies.params`);
@@ -34,7 +37,7 @@ _MODULES = {
     'entry':             "cfer.strategies.registry",
     'register_strategy': "cfer.strategies.registry",
     'TrainingConfig':    "cfer.strategies.training",
-    'MethodParams':      "cfer.strategies.zoo._paper_method",
+    'MethodParams':      "cfer.strategies.compose",
 }
 __all__ = sorted(_MODULES)
 __getattr__, __dir__ = lazy_root(__name__, _MODULES)

@@ -1,6 +1,7 @@
 """`build(name, ...)`: an Avalanche strategy from the registry, with our common plugins.
 
-Every strategy gets, after its own plugins and before the caller's:
+Every strategy gets the experience seeder, its own plugins (a composed method's are built from
+their params), then:
 
 - :class:`~cfer.strategies.schedule.TrainingSchedule` (basic vs continual lr,
   epochs, mini-batch size and head L2, the two-stage basic training, early
@@ -9,10 +10,15 @@ Every strategy gets, after its own plugins and before the caller's:
 - :class:`~cfer.strategies.masking.SeenClassMask` (``strategy.seen_class_mask``;
   inactive unless ``n_seen`` is set, as the runner does for ``joint``).
 
+and the caller's plugins, then the speed path's (precision, fast data). Every plugin of the
+built strategy, the ones its Avalanche class adds itself included, is then ordered by its
+phase (:func:`cfer.plugins.registry.order`, which refuses in one line a composition that
+breaks a phase's rule).
+
 A factory gets a :class:`BuildContext`: the shared training knobs (``ctx.config``),
-the strategy's own typed hyperparameters (``ctx.params``) and helpers for the
-paper's memory rule (:mod:`cfer.plugins.method.memory`). Avalanche workarounds live in
-:mod:`cfer.plugins.workarounds`.
+the strategy's own typed hyperparameters (``ctx.params``) and the paper's memory rule
+for the stream (``ctx.memory()``, computed once, :mod:`cfer.plugins.method.memory`).
+Avalanche workarounds live in :mod:`cfer.plugins.workarounds`.
 
 Train-loop contract: ``strategy.train(train_stream[i], eval_streams=[valid_stream[:i+1]])``
 then ``strategy.eval(test_stream[:i+1])`` (offline entries: one
@@ -24,8 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cfer.strategies.params import resolve_params
-from cfer.strategies.registry import entry
+from cfer.strategies.registry import StrategyEntry, entry
 from cfer.strategies.training import TrainingConfig
 
 
@@ -52,12 +57,15 @@ class BuildContext:
     train_size: int = 0  # training images in the whole stream (N)
     seed: int = 0  # the run's seed: experience re-seeding and the plugins' own draws
     seeder: object = None  # cfer.plugins.run.experience_seed.ExperienceSeedPlugin, first of all plugins
+    method_plugins: list = field(default_factory=list)  # a composed method's plugins
+    sizes: object = None  # the memory sizes, once computed (memory())
 
     def plugins(self, *specific) -> list:
-        """The strategy's plugin list: the experience seeder, the strategy's own, then ours,
-        then the caller's."""
+        """The strategy's plugin list: the experience seeder, the strategy's own (its factory's,
+        then a composed method's), then ours, then the caller's. The builder orders the
+        strategy's plugins by phase once it is built."""
         seeder = [self.seeder] if self.seeder is not None else []
-        return [*seeder, *specific, self.schedule, self.mask, *self.user_plugins]
+        return [*seeder, *specific, *self.method_plugins, self.schedule, self.mask, *self.user_plugins]
 
     def template_kwargs(self, *specific, criterion=None, model=None) -> dict:
         """Keyword arguments of an Avalanche ``SupervisedTemplate`` subclass."""
@@ -71,24 +79,25 @@ class BuildContext:
                     plugins=self.plugins(*specific), evaluator=self.evaluator,
                     eval_every=self.eval_every)
 
-    def memory_sizes(self) -> tuple[int, int]:
-        """``(M, m)``: the paper's memory rule (total, per class; :mod:`cfer.plugins.method.memory`)."""
-        from cfer.plugins.method.memory import memory_sizes
+    def memory(self):
+        """The paper's memory rule over the whole training stream (``N``, ``K``), computed once:
+        a :class:`cfer.plugins.method.memory.MemorySizes` (``total`` M, ``per_class`` m, mode)."""
+        if self.sizes is None:
+            try:
+                self.sizes = self.config.memory_rule.sizes(total_train_size=self.train_size,
+                                                           total_classes=self.n_classes)
+            except ValueError as e:
+                raise ValueError(f"training.memory_fraction / mem_per_class: {e}") from None
+        return self.sizes
 
-        cfg = self.config
-        try:
-            big_m, m = memory_sizes(fraction=cfg.memory_fraction, total_train_size=self.train_size,
-                                    total_classes=self.n_classes, mem_per_class=cfg.mem_per_class)
-        except ValueError as e:
-            raise ValueError(f"training.memory_fraction / mem_per_class: {e}") from None
-        return int(big_m), int(m)
+    def memory_sizes(self) -> tuple[int, int]:
+        """``(M, m)``: the paper's memory rule (total, per class; :meth:`memory`)."""
+        sizes = self.memory()
+        return int(sizes.total), int(sizes.per_class)
 
     def memory_budget(self) -> int:
         """Total exemplars a fixed-size buffer may hold: ``m * K`` (grow) or ``M`` (limit)."""
-        from cfer.plugins.method.memory import memory_budget
-
-        big_m, m = self.memory_sizes()
-        return memory_budget(mode=self.config.memory_mode, total=big_m, per_class=m, n_classes=self.n_classes)
+        return self.memory().budget(self.n_classes)
 
     def class_balanced_buffer(self, cls=None, *, max_size: int | None = None):
         """A class-balanced buffer (random exemplars) following ``memory_mode``: ``grow``
@@ -207,12 +216,14 @@ def phase_loader_options(strategy, schedule) -> None:
     strategy.train = train_with_phase_options
 
 
-def build(name: str, *, model, benchmark, config: TrainingConfig, params=None, evaluator=None,
-          plugins=(), device="cpu", valid_stream_name: str = "valid", data=None, seed: int = 0):
+def build(name: str | StrategyEntry, *, model, benchmark, config: TrainingConfig, params=None,
+          evaluator=None, plugins=(), device="cpu", valid_stream_name: str = "valid", data=None,
+          seed: int = 0):
     """Build the registered strategy ``name``.
 
     Args:
-        name: a name from :func:`cfer.strategies.registry.available`.
+        name: a name from :func:`cfer.strategies.registry.available`, or a strategy entry (a
+            config's own composed method: ``ExperimentConfig.method_entry``).
         model: a :class:`~cfer.strategies.models.network.CLModel` from ``build_model``.
         benchmark: the ``compound_benchmark`` the strategy will be trained on
             (memory sizes and class counts are read from its train stream).
@@ -220,10 +231,11 @@ def build(name: str, *, model, benchmark, config: TrainingConfig, params=None, e
         params: the strategy's own hyperparameters: None (its defaults), a
             mapping laid over them (``{"alpha": 2.0}`` for ``lwf``; errors name
             ``strategies.params.<name>.<key>``), or an instance of its params
-            dataclass (``entry(name).params``).
+            (``entry(name).resolve_params()``).
         evaluator: an Avalanche ``EvaluationPlugin``; None: accuracy and loss,
             no loggers. Early stopping reads its stream accuracy.
-        plugins: extra plugins, run after the strategy's own and ours.
+        plugins: extra plugins, after the strategy's own and ours (a registered plugin in its
+            phase; another keeps its place).
         device: torch device.
         valid_stream_name: the stream early stopping scores ("valid", or
             "test" for the paper's protocol).
@@ -239,14 +251,16 @@ def build(name: str, *, model, benchmark, config: TrainingConfig, params=None, e
         ``strategy.schedule`` attached.
     """
     from cfer.plugins.method.memory import stream_totals
+    from cfer.plugins.registry import order as order_plugins
     from cfer.plugins.run.experience_seed import ExperienceSeedPlugin
     from cfer.plugins.speed import fast_data, precision
     from cfer.plugins.workarounds.templates import loader_defaults, no_initial_eval
     from cfer.strategies.masking import SeenClassMask
     from cfer.strategies.models.network import CLModel
 
-    e = entry(name)
-    params = resolve_params(name, e.params, params, where=f"build({name!r})")
+    e = name if isinstance(name, StrategyEntry) else entry(name)
+    name = e.name
+    params = e.resolve_params(params, where=f"build({name!r})")
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"build({name!r}): config must be a TrainingConfig, got {type(config).__name__}")
     if not isinstance(model, CLModel):
@@ -268,10 +282,9 @@ def build(name: str, *, model, benchmark, config: TrainingConfig, params=None, e
         seeder=ExperienceSeedPlugin(int(seed)))
     strategy = e.factory(ctx)
     ctx.seeder.install(strategy)
-    precision.enable(strategy, precision.PrecisionConfig(
-        precision=config.precision, channels_last=config.channels_last, compile=config.compile))
-    # After precision: the fast data plugin must be the last one.
+    precision.enable(strategy, config.precision_config)
     fast_data.enable(strategy, data)  # None: the fast path with its defaults
+    strategy.plugins[:] = order_plugins(strategy.plugins, where=f"build({name!r})")
     no_initial_eval(strategy)
     phase_loader_options(strategy, ctx.schedule)
     if config.num_workers:

@@ -1,14 +1,19 @@
-"""The strategy registry: one file per strategy under ``strategies/zoo/``, found without a list.
+"""The strategy registry: one file per strategy under ``strategies/zoo/``, and methods composed
+of plugins in the zoo's YAML files, found without a list.
 
 Adding a strategy is one new file, ``strategies/zoo/<name>.py``: its hyperparameters
 (a frozen :class:`~cfer.strategies.params.StrategyParams` dataclass, defaults citing
 their source) and a factory decorated
 ``@register_strategy("<name>", params=<Params>, description=...)`` that takes a
 :class:`~cfer.strategies.builder.BuildContext` and returns an Avalanche strategy
-(docs/strategies.md, "Adding a strategy"). Every module of the ``cfer.strategies.zoo``
-package whose name does not start with ``_`` is imported on the first
-``available()`` / ``entry()`` call, in name order. Zoo modules import torch and
-Avalanche inside their factories only, so discovery (and config validation) stays light.
+(docs/strategies.md, "Adding a strategy"; docs/extending.md). Adding a method made of a base
+strategy and registered plugins is a definition in a YAML file of the zoo
+(``strategies/zoo/paper_methods.yaml`` holds the paper's method and its ablations;
+:mod:`~cfer.strategies.compose`), or in a config's ``strategies.define``. Every module of the
+``cfer.strategies.zoo`` package whose name does not start with ``_`` is imported, and every
+``*.yaml`` file in it read, on the first ``available()`` / ``entry()`` call, in name order. Zoo
+modules import torch and Avalanche inside their factories only, so discovery (and config
+validation) stays light.
 
 ``available()`` lists by ``order`` (then name): the bounds first, the baselines,
 then the paper's method and its ablations; a strategy without an ``order`` comes last.
@@ -21,7 +26,16 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 
+from cfer.core.typed import ConfigError, read_yaml, resolve
+from cfer.strategies.compose import (
+    MethodDefinition,
+    MethodParams,
+    composed_factory,
+    method_params,
+    parse_definition,
+)
 from cfer.strategies.params import NoParams, StrategyParams
 
 ZOO = "cfer.strategies.zoo"
@@ -31,7 +45,8 @@ LAST = 1000  # the listing order of a strategy registered without one
 @dataclass(frozen=True)
 class StrategyEntry:
     """A registered strategy. ``offline``: trained once on the whole stream (joint).
-    ``params``: its hyperparameter dataclass (:class:`NoParams` if it has none)."""
+    ``params``: its hyperparameter dataclass (:class:`~cfer.strategies.compose.MethodParams`
+    for a method composed of plugins, whose ``definition`` says how)."""
 
     name: str
     factory: Callable
@@ -39,6 +54,20 @@ class StrategyEntry:
     description: str = ""
     params: type = NoParams
     order: int = LAST
+    definition: MethodDefinition | None = None
+
+    def resolve_params(self, value=None, *, where: str = "config", prefix: str | None = None):
+        """``value`` (None, a mapping or a params instance) as this strategy's hyperparameters;
+        errors name ``strategies.params.<name>.<key>`` (or ``prefix``)."""
+        if self.definition is not None:
+            return method_params(self.definition, value, where=where)
+        return resolve(self.params, value, where=where, prefix=prefix or self.params.prefix())
+
+    def param_keys(self) -> list[str]:
+        """The keys ``strategies.params.<name>`` takes."""
+        if self.definition is not None:
+            return sorted(self.resolve_params().keys())
+        return [f.name for f in dataclasses.fields(self.params)]
 
 
 _ENTRIES: dict[str, StrategyEntry] = {}
@@ -53,12 +82,13 @@ def register_strategy(name: str, *, params: type | None = None, offline: bool = 
     subclass); the factory gets an instance as ``ctx.params``. ``order``: its place
     in :func:`available`.
     """
-    params = NoParams if params is None else params
+    if params is None:  # its own empty dataclass, so that its errors name the strategy
+        params = dataclass(frozen=True)(type(f"{name.title().replace('_', '')}Params", (NoParams,), {}))
     if not (isinstance(params, type) and issubclass(params, StrategyParams)
             and dataclasses.is_dataclass(params)):
         raise TypeError(f"strategy {name!r}: params must be a StrategyParams dataclass, got {params!r}")
     owner = params.__dict__.get("method")
-    if params is not NoParams and owner and owner != name:
+    if owner and owner != name:
         raise ValueError(f"strategy {name!r}: {params.__name__} already holds the hyperparameters of "
                          f"{owner!r}; give {name!r} a subclass of its own")
 
@@ -66,8 +96,7 @@ def register_strategy(name: str, *, params: type | None = None, offline: bool = 
         old = _ENTRIES.get(name)
         if old is not None and old.factory.__qualname__ != factory.__qualname__:
             raise ValueError(f"strategy {name!r} is already registered by {old.factory.__module__}")
-        if params is not NoParams:
-            params.method = name  # its errors name strategies.params.<name>.<key>
+        params.method = name  # its errors name strategies.params.<name>.<key>
         doc = (factory.__doc__ or "").strip().splitlines()
         _ENTRIES[name] = StrategyEntry(name, factory, offline, description or (doc[0] if doc else ""),
                                        params, order)
@@ -76,16 +105,48 @@ def register_strategy(name: str, *, params: type | None = None, offline: bool = 
     return decorate
 
 
+def define(name: str, data, *, where: str, prefix: str) -> StrategyEntry:
+    """The (unregistered) entry of a method defined by mapping ``data`` (a config's
+    ``strategies.define.<name>``); errors name ``<prefix>.<key>``."""
+    _load()
+    if name in _ENTRIES:
+        raise ConfigError(f"{where}: key '{prefix}': {name!r} is a registered strategy; give the "
+                         "method another name")
+    return method_entry(parse_definition(name, data, where=where, prefix=prefix, strategy=entry))
+
+
+def method_entry(definition: MethodDefinition) -> StrategyEntry:
+    """The entry of a composed method (registered or not: a config's own definitions are not)."""
+    base = entry(definition.base)
+    return StrategyEntry(definition.name, composed_factory(definition, base.factory), base.offline,
+                         definition.description, MethodParams,
+                         LAST if definition.order is None else definition.order, definition)
+
+
+def register_method(definition: MethodDefinition) -> StrategyEntry:
+    """Register a composed method (the zoo's YAML definitions)."""
+    old = _ENTRIES.get(definition.name)
+    if old is not None and old.definition != definition:
+        where = old.definition.where if old.definition is not None else old.factory.__module__
+        raise ValueError(f"strategy {definition.name!r} is already registered by {where}")
+    _ENTRIES[definition.name] = method_entry(definition)
+    return _ENTRIES[definition.name]
+
+
 def _load() -> None:
-    """Import every public module of the zoo package (once)."""
+    """Import every public module of the zoo package and read its YAML definitions (once)."""
     global _loaded
     if _loaded:
         return
+    _loaded = True
+    import_module("cfer.strategies.entries")  # the plugins every strategy gets (schedule, mask)
     package = import_module(ZOO)
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):
             import_module(f"{ZOO}.{module.name}")
-    _loaded = True
+    for file in sorted(p for folder in package.__path__ for p in Path(folder).glob("*.yaml")):
+        for name, data in read_yaml(file).items():
+            register_method(parse_definition(name, data, where=str(file), prefix=name, strategy=entry))
 
 
 def available() -> list[str]:
@@ -95,7 +156,7 @@ def available() -> list[str]:
 
 
 def entry(name: str) -> StrategyEntry:
-    """The registry entry of ``name``."""
+    """The registry entry of ``name``: the one lookup by name."""
     _load()
     if name not in _ENTRIES:
         raise ValueError(f"unknown strategy {name!r}; available: {', '.join(available())}")

@@ -19,12 +19,10 @@ def execute(runner, todo, *, device, record, fail) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from cfer import strategies
-
     jobs = runner.cfg.runner.jobs_per_device
     if runner.cfg.runner.share_basic:
         for spec in todo:
-            if not strategies.entry(spec.method).offline:
+            if not runner.cfg.method_entry(spec.method).offline:
                 runner.basic_state(spec, device=device)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init,

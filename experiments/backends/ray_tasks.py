@@ -127,7 +127,6 @@ def execute(runner, todo, *, device, record, fail) -> None:
     import ray
     import torch
 
-    from cfer import strategies
     from cfer.core.atomic import atomic_write
 
     cfg, rc = runner.cfg, runner.cfg.runner.ray
@@ -144,7 +143,7 @@ def execute(runner, todo, *, device, record, fail) -> None:
         basic: dict[Path, object] = {}  # basic-model path -> its object ref
         training: dict = {}  # basic task ref -> (path, spec)
         for spec in todo:
-            if not cfg.runner.share_basic or strategies.entry(spec.method).offline:
+            if not cfg.runner.share_basic or cfg.method_entry(spec.method).offline:
                 continue
             path = runner.basic_path(spec)
             if path in basic:

@@ -10,15 +10,14 @@ heldout), evaluation, output, runner.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cfer.benchmarks.transforms import AugmentConfig
 from cfer.core.typed import ConfigError, overlay
 from cfer.plugins.speed.config import FastDataConfig
 from cfer.strategies.models.config import ModelConfig
-from cfer.strategies.params import StrategyParams, check_keys
-from cfer.strategies.registry import available, entry
+from cfer.strategies.registry import StrategyEntry, available, define, entry
 from cfer.strategies.training import TrainingConfig
 
 
@@ -51,40 +50,13 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
-class AugmentSection:
-    """Training augmentation (:class:`cfer.benchmarks.transforms.AugmentConfig`). The defaults
-    are the toolkit's own (torchvision RandomAffine: one zoom, black fill); the reference
-    code's Keras layers (src/complex_FER.py:154-157) are ``rotation: 3.6`` (RandomRotation(0.01),
-    a fraction of a full turn), ``zoom: 0.05, zoom_per_axis: true`` (RandomZoom(0.05, 0.05)),
-    ``translate: 0.05`` (RandomTranslation(0.05, 0.05)) and ``fill: reflect`` (Keras' default
-    fill_mode), as experiments/configs/paper_cfee.yaml sets them."""
-
-    flip: bool = True  # random horizontal flip; reference: RandomFlip("horizontal")
-    rotation: float = 10.0  # max degrees either way; reference: 3.6
-    zoom: float = 0.1  # scale in [1 - zoom, 1 + zoom]; reference: 0.05
-    translate: float = 0.1  # max shift, a fraction of the image side; reference: 0.05
-    zoom_per_axis: bool = False  # draw the height and width zooms independently; reference: true
-    fill: Literal["zeros", "reflect"] = "zeros"  # outside the image: black or mirrored; reference: reflect
-
-    def validate(self, *, where: str) -> None:
-        for key in ("rotation", "zoom", "translate"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{where}: key 'benchmark.augment.{key}' must be >= 0, "
-                                  f"got {getattr(self, key)!r}")
-        if self.zoom >= 1:
-            raise ConfigError(f"{where}: key 'benchmark.augment.zoom' must be < 1, got {self.zoom!r}")
-        if self.fill not in ("zeros", "reflect"):
-            raise ConfigError(f"{where}: key 'benchmark.augment.fill' must be zeros or reflect, "
-                              f"got {self.fill!r}")
-
-
-@dataclass(frozen=True)
 class BenchmarkConfig:
     image_size: int = 96  # side of the square model input
     n_folds: int = 10  # subject-disjoint folds (paper: 10 on CFEE)
     valid_fraction: float = 0.1  # data sets with an official train/test split only
     compounds: list[str] | None = None  # restrict to these compound classes (default: all)
-    augment: AugmentSection = field(default_factory=AugmentSection)
+    # training augmentation; the reference code's Keras layers: experiments/configs/paper_cfee.yaml
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Run on a data set that lacks some of its expected classes (a basic expression, one of its
     # compounds), reported in the summary and report.md; false: such a data set is an error
     partial_taxonomy: bool = False
@@ -96,10 +68,14 @@ class BenchmarkConfig:
 
 @dataclass(frozen=True)
 class StrategiesConfig:
-    """Which methods to run, their own hyperparameters, and per-method overrides.
+    """Which methods to run, methods of one's own, their hyperparameters, and per-method overrides.
 
-    ``params.<method>``: laid over the method's params dataclass, declared in
-    ``strategies/zoo/<method>.py`` (``params: {lwf: {alpha: 2.0}}``).
+    ``define.<method>``: a method composed of a base strategy and registered plugins
+    (``define: {my_method: {base: naive, plugins: [distillation, {psmr: {selection: herding}}]}}``;
+    :mod:`cfer.strategies.compose`, docs/extending.md).
+    ``params.<method>``: laid over the method's params (a zoo strategy's dataclass, declared in
+    ``strategies/zoo/<method>.py``, or a composed method's plugins' params: ``params: {lwf:
+    {alpha: 2.0}, kd_psmr: {gamma: 0.5}}``).
     ``overrides.<method>``: laid over the shared ``training`` section for that
     method only (``overrides: {joint: {basic_epochs: 8}}``).
     """
@@ -107,6 +83,8 @@ class StrategiesConfig:
     # the registered strategies to run (cfer.strategies.available(); docs/strategies.md)
     methods: list[str] = field(default_factory=lambda: ["naive", "replay", "lwf", "icarl", "kd_psmr",
                                                         "joint"])
+    # methods of this config's own: a base strategy plus registered plugins (docs/extending.md)
+    define: dict[str, Any] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its own hyperparameters
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> training keys for it only
 
@@ -271,7 +249,8 @@ class ExperimentConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def validate(self, *, where: str) -> None:
-        known = available()
+        defined = {m: self._defined(m, where=where) for m in self.strategies.define}
+        known = [*available(), *defined]
         for m in self.strategies.methods:
             if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.methods': unknown strategy {m!r} "
@@ -287,33 +266,44 @@ class ExperimentConfig:
                 raise ConfigError(f"{where}: key 'strategies.overrides.{m}': unknown strategy {m!r}")
             self._training(m, where=where)
 
+    def method_entry(self, method: str) -> StrategyEntry:
+        """The strategy ``method`` names: one of this config's ``strategies.define``, else a
+        registered one."""
+        if method in self.strategies.define:
+            return self._defined(method, where="config")
+        return entry(method)
+
     def training_for(self, method: str) -> TrainingConfig:
         """The shared training section with ``method``'s ``strategies.overrides`` applied."""
         return self._training(method, where="config")
 
-    def params_for(self, method: str) -> StrategyParams:
-        """``method``'s own hyperparameters: its params dataclass (``entry(method).params``)
-        with ``strategies.params.<method>`` laid over the defaults."""
+    def params_for(self, method: str):
+        """``method``'s own hyperparameters (``method_entry(method).resolve_params``) with
+        ``strategies.params.<method>`` laid over the defaults."""
         return self._params(method, where="config")
+
+    def _defined(self, method: str, *, where: str) -> StrategyEntry:
+        return define(method, self.strategies.define[method], where=where,
+                      prefix=f"strategies.define.{method}")
 
     def _training(self, method: str, *, where: str) -> TrainingConfig:
         over = self.strategies.overrides.get(method, {})
         try:
             return overlay(self.training, over, where=where, prefix=f"strategies.overrides.{method}")
         except ConfigError as e:
-            names = {f.name for f in dataclasses.fields(entry(method).params)}
+            names = set(self.method_entry(method).param_keys())
             own = sorted(k for k in over if k in names) if isinstance(over, dict) else []
             if own:  # a method's own hyperparameter set as an override of the shared knobs
                 raise ConfigError(f"{e}; '{own[0]}' is a hyperparameter of {method}: set "
                                   f"strategies.params.{method}.{own[0]}") from None
             raise
 
-    def _params(self, method: str, *, where: str) -> StrategyParams:
-        cls = entry(method).params
+    def _params(self, method: str, *, where: str):
         data = self.strategies.params.get(method, {})
-        if isinstance(data, dict):
-            try:
-                check_keys(method, cls, data, where=where)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        return overlay(cls(), data, where=where, prefix=f"strategies.params.{method}")
+        try:
+            return self.method_entry(method).resolve_params(data, where=where)
+        except TypeError as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"{where}: key 'strategies.params.{method}': expected a mapping, got "
+                              f"{data!r}") from None

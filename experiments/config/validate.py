@@ -84,13 +84,11 @@ def _phase(cfg, where: str) -> None:
     ``cfer.experiments.run.fewshot.fewshot_method``, checked here before any data is read)."""
     if cfg.phase != "fewshot":
         return
-    from cfer import strategies
-
     methods = list(cfg.strategies.methods)
     if len(methods) != 1:
         _fail(where, "strategies.methods", f"phase fewshot runs one method, got {methods} "
               "(e.g. --set 'strategies.methods=[kd_only]')")
-    if strategies.entry(methods[0]).offline:
+    if cfg.method_entry(methods[0]).offline:
         _fail(where, "strategies.methods", f"{methods[0]!r} trains offline on the whole stream; "
               "phase fewshot needs a method that learns experience by experience")
 

@@ -147,13 +147,12 @@ class ContinualRunner:
 
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
-        from cfer import strategies
         from cfer.core.metric_definitions import run_record
         from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
         from cfer.plugins.speed.one_pass import one_pass
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
-        offline = strategies.entry(spec.method).offline
+        offline = self.cfg.method_entry(spec.method).offline
         shared = self.cfg.runner.share_basic and not offline
         basic = self.basic_state(spec, device=device) if shared else None
         meter, primer = ThroughputPlugin(), StartFromWeightsPlugin()

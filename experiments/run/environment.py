@@ -51,24 +51,30 @@ def digest(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def config_digest(config: Mapping, *, method: str, training: Mapping, params: Mapping) -> str:
+def config_digest(config: Mapping, *, method: str, training: Mapping, params: Mapping,
+                  definition: Mapping | None = None) -> str:
     """The digest of what determines the numbers of ``method``'s runs: every config section
     but the cosmetic ones (name, output, runner), with the shared ``training``
-    section replaced by the method's own (overrides applied) and its hyperparameters.
-    With a run's order, fold and seed it identifies the run."""
+    section replaced by the method's own (overrides applied) and its hyperparameters, and,
+    for a method the config defines itself (``strategies.define``), its definition (the
+    config's other definitions do not count). With a run's order, fold and seed it
+    identifies the run."""
     shared = {k: v for k, v in config.items() if k not in _NOT_IN_DIGEST}
-    return digest({**shared, "method": method, "training": dict(training), "params": dict(params)})
+    if isinstance(shared.get("strategies"), Mapping):
+        shared["strategies"] = {k: v for k, v in shared["strategies"].items() if k != "define"}
+    own = {"definition": dict(definition)} if definition is not None else {}
+    return digest({**shared, "method": method, "training": dict(training), "params": dict(params), **own})
 
 
 def run_config_digests(cfg) -> dict[str, str]:
     """``{method: config_digest}`` of an ExperimentConfig's methods."""
     import dataclasses
 
-    from cfer.core.typed import to_dict
+    from cfer.core.typed import record, to_dict
 
     config = to_dict(cfg)
     return {m: config_digest(config, method=m, training=dataclasses.asdict(cfg.training_for(m)),
-                             params=dataclasses.asdict(cfg.params_for(m)))
+                             params=record(cfg.params_for(m)), definition=cfg.strategies.define.get(m))
             for m in cfg.strategies.methods}
 
 

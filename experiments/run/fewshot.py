@@ -111,13 +111,11 @@ def plan_fewshot(cfg: ExperimentConfig, class_names: Sequence[str]) -> list[FewS
 
 def fewshot_method(cfg: ExperimentConfig) -> str:
     """The one method the paper protocol runs (``strategies.methods`` must name one)."""
-    from cfer import strategies
-
     methods = list(cfg.strategies.methods)
     if len(methods) != 1:
         raise ValueError(f"strategies.methods: phase fewshot runs one method, got {methods} "
                          "(e.g. --set 'strategies.methods=[kd_only]')")
-    if strategies.entry(methods[0]).offline:
+    if cfg.method_entry(methods[0]).offline:
         raise ValueError(f"strategies.methods: {methods[0]!r} trains offline on the whole stream; "
                          "phase fewshot needs a method that learns experience by experience")
     return methods[0]

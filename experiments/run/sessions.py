@@ -72,7 +72,7 @@ class Sessions:
             from cfer.experiments.run.progress import epoch_plugin
 
             plugins = [*plugins, epoch_plugin(self.active_bar)]
-        strategy = strategies.build(method, model=model, benchmark=bm,
+        strategy = strategies.build(self.cfg.method_entry(method), model=model, benchmark=bm,
                                     config=self.cfg.training_for(method),
                                     params=self.cfg.params_for(method), evaluator=evaluator,
                                     plugins=list(plugins), device=device,
@@ -96,12 +96,11 @@ class Sessions:
             model.load_state_dict(state_dict)
         self.final_validation = None
         if self.cfg.evaluation.final_validation and self.cfg.protocol.name == "heldout":
-            from cfer import strategies
             from cfer.plugins.run.final_validation import FinalValidationPlugin
 
             n = len(bm.train_stream)
             self.final_validation = FinalValidationPlugin(bm.valid_stream[:n], last_experience=n - 1,
-                                                          offline=strategies.entry(method).offline)
+                                                          offline=self.cfg.method_entry(method).offline)
             plugins = [*plugins, self.final_validation]
         strategy, collector, closers = self.strategy(method, bm, model, device=device, log_dir=log_dir,
                                                      seed=seed, plugins=plugins)
