@@ -94,9 +94,9 @@ def test_bad_settings_are_rejected():
         PredictiveSortingReplayPlugin(fraction=0)
     with pytest.raises(ValueError, match="mem_per_class"):
         PredictiveSortingReplayPlugin(mem_per_class=0)
-    with pytest.raises(ValueError, match="unknown selection"):
+    with pytest.raises(ValueError, match="plugins.psmr.selection: must be one of predictive, random"):
         PredictiveSortingReplayPlugin(selection="best")
-    with pytest.raises(ValueError, match="unknown exemplar selection"):
+    with pytest.raises(ValueError, match="plugins.psmr.selection: must be one of"):
         selection_strategy("best")
     with pytest.raises(ValueError, match="layer_name"):
         selection_strategy("random", layer_name="features")
@@ -106,7 +106,7 @@ def test_bad_settings_are_rejected():
         PredictiveSortingReplayPlugin(new_class_samples="some")
     with pytest.raises(ValueError, match="new_class_draw"):
         PredictiveSortingReplayPlugin(new_class_draw="batch")
-    with pytest.raises(ValueError, match="score must be one of"):
+    with pytest.raises(ValueError, match="plugins.psmr.score: must be one of logit, probability"):
         PredictiveSortingReplayPlugin(score="margin")
     with pytest.raises(ValueError, match="only for selection 'predictive'"):
         PredictiveSortingReplayPlugin(selection="random", score="probability")

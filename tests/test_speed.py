@@ -219,7 +219,7 @@ def test_unsupported_transforms_keep_the_stock_loader_with_a_warning(caplog):
 def test_fast_data_config_and_enable_errors():
     assert FastDataConfig(on_device=True).on_device == "true"
     assert FastDataConfig(on_device=False).on_device == "false"
-    with pytest.raises(ValueError, match="data.on_device: 'gpu' is not one of auto, true, false"):
+    with pytest.raises(ValueError, match="data.on_device: must be one of auto, true, false, got 'gpu'"):
         FastDataConfig(on_device="gpu")
     bm = tiny_bm()
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
@@ -249,9 +249,9 @@ def test_the_data_section_loads_without_torch():
 def test_precision_config_accepts_and_rejects_clearly(monkeypatch):
     assert precision.PrecisionConfig(compile=True).compile == "default"
     assert precision.PrecisionConfig(compile=False).is_default
-    with pytest.raises(ValueError, match="training.precision: 'fp8' is not one of fp32, bf16, fp16"):
+    with pytest.raises(ValueError, match="training.precision: must be one of fp32, bf16, fp16, got 'fp8'"):
         precision.PrecisionConfig(precision="fp8")
-    with pytest.raises(ValueError, match="training.compile: 'max' is not one of false, default, reduce-"):
+    with pytest.raises(ValueError, match="training.compile: must be one of false, default, reduce-overhead, got 'max'"):
         precision.PrecisionConfig(compile="max")
     with pytest.raises(ValueError, match="training.channels_last"):
         precision.PrecisionConfig(channels_last="yes")
