@@ -66,6 +66,24 @@ def test_set_overrides_and_errors():
         load_config(None, ["dataset.kind=cfee"])
 
 
+def test_floats_without_a_dot_are_floats_wherever_a_value_is_read(tmp_path):
+    """YAML 1.1 (PyYAML) reads 1e-4 as a string; configs, --set and sweep grids read it as the
+    float it is, and a numeric string given for a float setting is that float."""
+    from cfer.experiments.sweep.sweep import parse_grid
+
+    p = tmp_path / "c.yaml"
+    p.write_text("training:\n  lr: 1e-4\n  basic_lr: 2E-3\n  finetune_lr: '5e-7'\n"
+                 "strategies:\n  methods: [kd_psmr]\n  overrides: {kd_psmr: {lr: 3e-5}}\n")
+    cfg = load_config(p, ["training.weight_decay=1e-5", "strategies.params.kd_psmr.gamma=5e-1"])
+    t = cfg.training
+    assert (t.lr, t.basic_lr, t.finetune_lr, t.weight_decay) == (1e-4, 2e-3, 5e-7, 1e-5)
+    assert all(type(v) is float for v in (t.lr, t.basic_lr, t.finetune_lr, t.weight_decay))
+    assert cfg.training_for("kd_psmr").lr == 3e-5 and cfg.params_for("kd_psmr").gamma == 0.5
+    assert parse_grid(["training.lr=1e-4,1e-5"]) == {"training.lr": [1e-4, 1e-5]}
+    with pytest.raises(ConfigError, match="key 'training.lr': expected float, got 'fast'"):
+        load_config(p, ["training.lr=fast"])
+
+
 def test_per_method_overrides():
     cfg = load_config(None, ["strategies.overrides={lwf: {epochs: 3}}"])
     assert cfg.training_for("lwf").epochs == 3 and cfg.training_for("naive").epochs == 2

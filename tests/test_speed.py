@@ -251,7 +251,8 @@ def test_precision_config_accepts_and_rejects_clearly(monkeypatch):
     assert precision.PrecisionConfig(compile=False).is_default
     with pytest.raises(ValueError, match="training.precision: must be one of fp32, bf16, fp16, got 'fp8'"):
         precision.PrecisionConfig(precision="fp8")
-    with pytest.raises(ValueError, match="training.compile: must be one of false, default, reduce-overhead, got 'max'"):
+    with pytest.raises(ValueError, match="training.compile: must be one of false, default, "
+                                         "reduce-overhead, got 'max'"):
         precision.PrecisionConfig(compile="max")
     with pytest.raises(ValueError, match="training.channels_last"):
         precision.PrecisionConfig(channels_last="yes")

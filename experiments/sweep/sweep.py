@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cfer.core import metric_definitions as M
 from cfer.core.atomic import atomic_write_json, atomic_write_text
-from cfer.core.typed import ConfigError, overlay, parse_override
+from cfer.core.typed import ConfigError, overlay, parse_override, parse_value
 from cfer.experiments.config.load import load_config, save_config
 from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table
@@ -35,22 +35,14 @@ from cfer.experiments.report.tables import aligned_table, format_cell, markdown_
 log = logging.getLogger(__name__)
 
 VALID_KEY = "final_valid_accuracy"  # the run record's field the best point is chosen on
-# A float YAML 1.1 reads as a string (``1e-4``: PyYAML wants ``1.0e-4``).
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 # --------------------------------------------------------------------------- the grid
 
 def _value(raw: str):
-    import yaml
-
+    """One ``--grid`` value, read as a config value is (``1e-4`` is a float)."""
     raw = raw.strip()
-    if _EXPONENT_FLOAT.fullmatch(raw):
-        return float(raw)
-    try:
-        return yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--grid: value {raw!r} is not valid YAML ({e.problem})") from None
+    return parse_value(raw, what=f"--grid: value {raw!r}")
 
 
 def _split_top_level(text: str) -> list[str]:
