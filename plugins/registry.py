@@ -27,7 +27,7 @@ path of its class (``register_plugin("distillation", path="cfer.plugins.method.d
 
 A plugin object the registry does not know (an Avalanche plugin a strategy class adds itself,
 a caller's own plugin object) keeps the place it was given: :func:`order` sorts it with the
-registered plugin before it.
+latest phase among the registered plugins before it, so nothing given before it moves after it.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class PluginEntry:
 
 _ENTRIES: dict[str, PluginEntry] = {}
 _BY_PATH: dict[str, PluginEntry] = {}
-_CHECKED: set[type] = set()
+_CHECKED: set[tuple[type, str]] = set()  # (class, phase) pairs found to keep the rule
 _loaded = False
 
 
@@ -179,15 +179,17 @@ def register_plugin(name: str, *, phase: str, first_experience: str, params: typ
     else:  # its own empty dataclass, so that its errors name it
         params = dataclass(frozen=True)(type(f"{name.title().replace('_', '')}Params", (NoPluginParams,), {}))
 
-    def add(class_path: str, text: str) -> PluginEntry:
+    def add(class_path: str, text: str, cls: type | None = None) -> PluginEntry:
         old = _ENTRIES.get(name)
         if old is not None and old.path != class_path:
             raise ValueError(f"plugins.{name} is already registered for {old.path}")
-        params.plugin = name
         entry = PluginEntry(name, class_path, params, phase, first_experience, text)
+        if cls is not None:
+            check_callbacks(cls, entry)  # before it is registered: a refused plugin is not
+        params.plugin = name
         _ENTRIES[name] = entry
-        _BY_PATH.setdefault(class_path, entry)  # a class registered under several names (the
-        # memory-selection variants): its first name is its own
+        # a class registered under several names (the memory-selection variants): its first name
+        _BY_PATH.setdefault(class_path, entry)
         return entry
 
     if path is not None:
@@ -195,8 +197,7 @@ def register_plugin(name: str, *, phase: str, first_experience: str, params: typ
 
     def decorate(cls):
         doc = (cls.__doc__ or "").strip().splitlines()
-        entry = add(_class_path(cls), description or (doc[0] if doc else ""))
-        check_callbacks(cls, entry)
+        add(_class_path(cls), description or (doc[0] if doc else ""), cls)
         return cls
 
     return decorate
@@ -248,7 +249,7 @@ def callbacks(cls: type) -> set[str]:
 
 def check_callbacks(cls: type, entry: PluginEntry) -> None:
     """Refuse, in one line, a plugin class whose callbacks break its phase's rule."""
-    if cls in _CHECKED:
+    if (cls, entry.phase) in _CHECKED:
         return
     phase = PHASES[PHASE_NAMES.index(entry.phase)]
     defined = callbacks(cls)
@@ -257,20 +258,22 @@ def check_callbacks(cls: type, entry: PluginEntry) -> None:
         what = f"defines {', '.join(bad)}" if bad else f"defines none of {', '.join(phase.needs)}"
         raise ConfigError(f"plugins.{entry.name}: {cls.__name__} {what}, but a plugin of phase "
                           f"{phase.name!r} ({phase.meaning}) {phase.rule()}")
-    _CHECKED.add(cls)
+    _CHECKED.add((cls, entry.phase))
 
 
 def order(plugins: Iterable, *, where: str = "") -> list:
     """``plugins`` sorted by phase (stable), after checking each registered plugin's callbacks
-    and the phases that hold one plugin. An unregistered plugin keeps its place after the
-    registered plugin before it."""
+    and the phases that hold one plugin. An unregistered plugin ranks with the latest phase of
+    the registered plugins before it (so it keeps its place after them)."""
     plugins = list(plugins)
-    rank, current, seen = [], 0, {}
+    rank, latest, seen = [], 0, {}
     for p in plugins:
         entry = entry_of(p)
+        current = latest
         if entry is not None:
             check_callbacks(type(p), entry)
             current = PHASE_NAMES.index(entry.phase)
+            latest = max(latest, current)
             phase = PHASES[current]
             if phase.single:
                 if phase.name in seen and seen[phase.name] is not p:
