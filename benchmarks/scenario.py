@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from cfer.benchmarks.dataset import FaceDataset
-from cfer.benchmarks.splits import seeded_order, stratified_holdout, subject_folds
+from cfer.benchmarks.splits import N_FOLDS, VALID_FRACTION, seeded_order, stratified_holdout, subject_folds
 from cfer.benchmarks.taxonomy import BASIC, NEUTRAL, components, is_compound
+
+#: Side of the square model input, in pixels (``benchmark.image_size``; the toolkit's own: the
+#: paper feeds 224 px crops, experiments/configs/paper_cfee.yaml).
+IMAGE_SIZE = 96
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +137,10 @@ def compound_benchmark(
     class_order: Sequence[str] | None = None,
     seed: int = 0,
     fold: int = 0,
-    n_folds: int = 10,
+    n_folds: int = N_FOLDS,
     validation: bool = True,
-    valid_fraction: float = 0.1,
-    image_size: int = 96,
+    valid_fraction: float = VALID_FRACTION,
+    image_size: int = IMAGE_SIZE,
     train_transform: Callable | None = None,
     eval_transform: Callable | None = None,
     cache_dir: str | Path | None = None,

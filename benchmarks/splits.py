@@ -6,6 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: Subject-disjoint folds (paper: 10 on CFEE; docs/design.md, protocol); written once here for the
+#: benchmark API and the config (``benchmark.n_folds``).
+N_FOLDS = 10
+#: Share of a data set's official train split held out as validation, for data sets with an
+#: official train/test split and no validation one (``benchmark.valid_fraction``); toolkit's own.
+VALID_FRACTION = 0.1
+
 
 def subject_folds(subjects: Sequence, *, n_folds: int, fold: int, validation: bool = True
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

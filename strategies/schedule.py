@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import math
+import typing
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,11 +51,12 @@ from dataclasses import dataclass
 from avalanche.core import SupervisedPlugin
 
 from cfer.strategies.models.backbones import Backbone
+from cfer.strategies.training import RestoreBest, StageBest, TrainingConfig
 
 # monitor -> (Avalanche stream metric, which direction is better)
 MONITORS = {"accuracy": ("Top1_Acc_Stream", "max"), "loss": ("Loss_Stream", "min")}
-RESTORE = ("always", "on_stop")
-STAGE_BEST = ("fresh", "carry")
+RESTORE = typing.get_args(RestoreBest)
+STAGE_BEST = typing.get_args(StageBest)
 HEAD_L2_KEY = "head_l2_decay"  # optimizer param-group key: the decay the head's L2 adds (2c)
 BASE_DECAY_KEY = "base_weight_decay"  # that group's weight decay without the head's L2
 
@@ -75,8 +77,8 @@ class Phase:
     lr: float
     epochs: int
     freeze_below: str | None = None
-    monitor: str = "accuracy"
-    min_delta: float = 0.0
+    monitor: str = TrainingConfig.monitor  # defaults: the training section's
+    min_delta: float = TrainingConfig.min_delta
     head_l2: bool = True
     batch_size: int | None = None
     drop_last: bool = False
@@ -151,8 +153,9 @@ class TrainingSchedule(SupervisedPlugin):
     """
 
     def __init__(self, *, basic: Sequence[Phase], continual: Phase, patience: int = 0,
-                 val_stream_name: str = "valid", reset_optimizer: bool = True,
-                 finetune_best: str = "carry", restore_best: str = "always"):
+                 val_stream_name: str = "valid", reset_optimizer: bool = TrainingConfig.reset_optimizer,
+                 finetune_best: str = TrainingConfig.finetune_best,
+                 restore_best: str = TrainingConfig.restore_best):
         super().__init__()
         if not basic:
             raise ValueError("TrainingSchedule: basic needs at least one phase")

@@ -27,7 +27,10 @@ from cfer.core.typed import Checked
 from cfer.plugins.method.memory import MemoryRule, Mode
 from cfer.plugins.speed.config import Precision, PrecisionConfig
 
+Optimizer = Literal["adam", "sgd"]
 Monitor = Literal["accuracy", "loss"]
+StageBest = Literal["fresh", "carry"]
+RestoreBest = Literal["always", "on_stop"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class TrainingConfig(Checked):
     section = "training"
 
     # -- optimisation ---------------------------------------------------------------------------
-    optimizer: Literal["adam", "sgd"] = "adam"  # paper: Adam (TR:41, TR:60, TR:220)
+    optimizer: Optimizer = "adam"  # paper: Adam (TR:41, TR:60, TR:220)
     lr: float = 1e-5  # continual experiences; paper: 1e-5 (CF --cont_lr)
     basic_lr: float = 1e-4  # basic experience (stage 1, frozen backbone); paper: 1e-4 (CF --basic_lr)
     finetune_lr: float = 1e-6  # basic stage 2 (fine-tune upper layers); paper: 1e-6 (--basic_finetuning_lr)
@@ -62,10 +65,10 @@ class TrainingConfig(Checked):
     # Basic stage 2's best: "fresh" tracks it from scratch (paper: Keras resets EarlyStopping at
     # each fit, TR:52,67); "carry" starts from stage 1's best, so a fine-tune that never beats
     # stage 1 is rolled back to the stage-1 weights.
-    finetune_best: Literal["fresh", "carry"] = "carry"  # paper: fresh
+    finetune_best: StageBest = "carry"  # paper: fresh
     # Best weights back at the end of a stage: "always", or "on_stop" (only when early stopping
     # ends the stage, not when its epoch budget runs out: TF 2.9's restore_best_weights, CF:151).
-    restore_best: Literal["always", "on_stop"] = "always"  # paper code: on_stop (see docs/reference.md)
+    restore_best: RestoreBest = "always"  # paper code: on_stop (see docs/reference.md)
     # -- mini-batches ---------------------------------------------------------------------------
     batch_size: int = 32  # basic experience (all, if the next is null); paper: 32 (CF --basic_batch_size)
     continual_batch_size: int | None = None  # null: batch_size; paper: 16 (CF --cont_batch_size)
@@ -94,9 +97,8 @@ class TrainingConfig(Checked):
             self.check(key, getattr(self, key) >= 0, ">= 0")
         for key in ("replay_batch_size_mem", "continual_batch_size"):
             self.check(key, getattr(self, key) is None or getattr(self, key) >= 1, ">= 1 or null")
-        for key, allowed in (("optimizer", ("adam", "sgd")), ("basic_monitor", Monitor),
-                             ("monitor", Monitor), ("finetune_best", ("fresh", "carry")),
-                             ("restore_best", ("always", "on_stop"))):
+        for key, allowed in (("optimizer", Optimizer), ("basic_monitor", Monitor), ("monitor", Monitor),
+                             ("finetune_best", StageBest), ("restore_best", RestoreBest)):
             self.check_choice(key, allowed)
         # The memory rule and the precision keys are checked where they are defined.
         MemoryRule(memory_fraction=self.memory_fraction, memory_mode=self.memory_mode,

@@ -22,6 +22,7 @@ import numpy as np
 
 from cfer.benchmarks.dataset import FaceDataset, concat
 from cfer.benchmarks.readers.rafdb import (
+    VARIANT,
     VARIANTS,
     check_images,
     image_file_name,
@@ -30,7 +31,7 @@ from cfer.benchmarks.readers.rafdb import (
     ordered_classes,
     read_list_file,
 )
-from cfer.benchmarks.splits import stratified_holdout
+from cfer.benchmarks.splits import VALID_FRACTION, stratified_holdout
 
 #: RAF-CE labels (0-based) -> taxonomy names, as on the download page.
 RAFCE_LABELS: Mapping[int, str] = dict(enumerate((
@@ -48,7 +49,7 @@ def load_rafce(
     *,
     label_file: str = "RAFCE_emolabel.txt",
     partition_file: str | None = "RAFCE_partition.txt",
-    variant: str = "aligned",
+    variant: str = VARIANT,
     image_dir: str | None = None,
     skip_missing: bool = False,
 ) -> FaceDataset:
@@ -111,12 +112,12 @@ def load_rafce_stream(
     rafdb_root: str | Path,
     skip_missing: bool = False,
     include_neutral: bool = False,
-    valid_fraction: float = 0.1,
+    valid_fraction: float = VALID_FRACTION,
     seed: int = 0,
-    variant: str = "aligned",
+    variant: str = VARIANT,
     label_file: str = "RAFCE_emolabel.txt",
     partition_file: str = "RAFCE_partition.txt",
-    rafdb_variant: str = "aligned",
+    rafdb_variant: str = VARIANT,
 ) -> FaceDataset:
     """RAF-DB basic (the basic experience) joined with RAF-CE's 14 compound classes.
 

@@ -17,17 +17,22 @@ list files and check the listed images are shared with the RAF-CE reader.
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from cfer.benchmarks.dataset import FaceDataset, concat
 from cfer.benchmarks.taxonomy import ALL_CLASSES, NEUTRAL
 
+Variant = Literal["aligned", "original"]
+VARIANTS = typing.get_args(Variant)
+#: The image folder read by default (``dataset.variant``): the aligned faces RAF-DB ships.
+VARIANT: Variant = "aligned"
+
 log = logging.getLogger(__name__)
 
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"  # sic: the download's spelling
-VARIANTS = ("aligned", "original")
 
 #: RAF-DB basic labels (1-based) -> taxonomy names.
 RAFDB_BASIC: Mapping[int, str] = {
@@ -146,7 +151,7 @@ def load_rafdb(
     part: str = "basic",
     skip_missing: bool = False,
     include_neutral: bool = False,
-    variant: str = "aligned",
+    variant: str = VARIANT,
 ) -> FaceDataset:
     """Read one part of RAF-DB into a :class:`FaceDataset` with the official partition.
 
@@ -208,7 +213,7 @@ def load_rafdb_stream(
     *,
     skip_missing: bool = False,
     include_neutral: bool = False,
-    variant: str = "aligned",
+    variant: str = VARIANT,
 ) -> FaceDataset:
     """RAF-DB basic (the basic experience) joined with RAF-DB compound (one
     experience per compound class), official train/test partitions.

@@ -18,7 +18,13 @@ import numpy as np
 from cfer.benchmarks.cache import default_cache_dir
 from cfer.benchmarks.readers.cfee import load_cfee
 from cfer.benchmarks.synthetic_faces.action_units import AU_NAMES
-from cfer.benchmarks.synthetic_faces.config import GENERATOR_VERSION, MANIFEST, SyntheticConfig
+from cfer.benchmarks.synthetic_faces.config import (
+    GENERATOR_VERSION,
+    MANIFEST,
+    SIZE,
+    SUBJECTS,
+    SyntheticConfig,
+)
 from cfer.benchmarks.synthetic_faces.masks import AU_MASKS, AU_REGIONS, masks_current, region_masks
 from cfer.benchmarks.synthetic_faces.render import _render
 from cfer.benchmarks.synthetic_faces.subjects import action_units, active_units, random_subject
@@ -87,7 +93,7 @@ def _params(subjects: int, size: int, seed: int, config: SyntheticConfig) -> dic
             "config": json.loads(json.dumps(asdict(config)))}
 
 
-def write_synthetic(out: str | Path, *, subjects: int = 230, size: int = 96, seed: int = 0,
+def write_synthetic(out: str | Path, *, subjects: int = SUBJECTS, size: int = SIZE, seed: int = 0,
                     config: SyntheticConfig | None = None, workers: int | None = None) -> Path:
     """Generate the synthetic set into ``out`` (CFEE layout) and return ``out``.
 
@@ -152,12 +158,12 @@ def write_synthetic(out: str | Path, *, subjects: int = 230, size: int = 96, see
     return out
 
 
-def default_root(*, subjects: int = 230, size: int = 96, seed: int = 0) -> Path:
+def default_root(*, subjects: int = SUBJECTS, size: int = SIZE, seed: int = 0) -> Path:
 
     return default_cache_dir() / "synthetic" / f"s{subjects}_px{size}_seed{seed}"
 
 
-def synthetic(*, root: str | Path | None = None, subjects: int = 230, size: int = 96, seed: int = 0,
+def synthetic(*, root: str | Path | None = None, subjects: int = SUBJECTS, size: int = SIZE, seed: int = 0,
               include_neutral: bool = False, config: SyntheticConfig | None = None):
     """The synthetic set as a :class:`~cfer.benchmarks.dataset.FaceDataset`.
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cfer.plugins.speed.config import PrecisionConfig
+
 PATHS = ("run", "train")
 
 
@@ -19,7 +21,7 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (32,)  # paper: 32
     precisions: tuple[str, ...] = ("fp32",)
     compiles: tuple[str, ...] = ("false",)
-    channels_last: bool = False
+    channels_last: bool = PrecisionConfig.channels_last
     epochs: int = 5  # --path train: timed epochs per path (interleaved), after one warm-up epoch
     lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
     seed: int = 0
@@ -31,8 +33,6 @@ class BenchConfig:
     max_spread: float = 0.1  # (max - min) / median of the paired ratio above which not to trust it
 
     def __post_init__(self) -> None:
-        from cfer.plugins.speed.config import PrecisionConfig
-
         if self.images < 64 or self.image_size < 16 or self.epochs < 1 or self.repeats < 1:
             raise ValueError("bench: need images >= 64, image_size >= 16, epochs >= 1 and repeats >= 1")
         if self.path not in PATHS:
@@ -50,7 +50,7 @@ def default_config(device: str) -> BenchConfig:
     if device == "cuda":
         return BenchConfig(device="cuda", model="resnet50_paper", image_size=224, images=4096,
                            batch_sizes=(32, 256), precisions=("fp32", "bf16"), channels_last=True, epochs=2)
-    return BenchConfig(device="cpu")
+    return BenchConfig()  # the CPU defaults
 
 
 

@@ -190,7 +190,7 @@ class NaivePath:
             pcfg = prec.PrecisionConfig(precision=precision, channels_last=cfg.channels_last,
                                         compile=compile_mode)
             prec.enable(self.strategy, pcfg)
-            fast_data.enable(self.strategy, FastDataConfig(on_device="auto"))
+            fast_data.enable(self.strategy, FastDataConfig())  # on_device auto
 
     def epoch(self) -> None:
         self.strategy.train(self.experience, num_workers=0 if self.ours else self.cfg.stock_workers)

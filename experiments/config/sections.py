@@ -13,6 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cfer.benchmarks.readers.rafdb import VARIANT, Variant
+from cfer.benchmarks.scenario import IMAGE_SIZE
+from cfer.benchmarks.splits import N_FOLDS, VALID_FRACTION
+from cfer.benchmarks.synthetic_faces.config import SIZE, SUBJECTS
 from cfer.benchmarks.transforms import AugmentConfig
 from cfer.core.typed import ConfigError, overlay
 from cfer.plugins.speed.config import FastDataConfig
@@ -32,10 +36,10 @@ class DatasetConfig:
     include_neutral: bool = False  # CFEE/RAF-DB: keep neutral in the basic block
     skip_missing: bool = False  # RAF-DB: continue past listed images that are missing
     spec: str | dict[str, Any] | None = None  # folder: YAML path (or mapping) naming basic/compound folders
-    variant: Literal["aligned", "original"] = "aligned"  # RAF-DB / RAF-CE image folder
+    variant: Variant = VARIANT  # RAF-DB / RAF-CE image folder: aligned | original
     rafdb_root: str | None = None  # rafce: the RAF-DB copy that supplies the basic classes
-    subjects: int = 230  # synthetic: number of subjects (CFEE has 230)
-    size: int = 96  # synthetic: generated image side in pixels
+    subjects: int = SUBJECTS  # synthetic: number of subjects (CFEE has 230)
+    size: int = SIZE  # synthetic: generated image side in pixels
     seed: int = 0  # synthetic: generator seed
     cache_dir: str | None = None  # decoded-image cache (default ~/.cache/cfer or $CFER_CACHE)
 
@@ -51,9 +55,9 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    image_size: int = 96  # side of the square model input
-    n_folds: int = 10  # subject-disjoint folds (paper: 10 on CFEE)
-    valid_fraction: float = 0.1  # data sets with an official train/test split only
+    image_size: int = IMAGE_SIZE  # side of the square model input
+    n_folds: int = N_FOLDS  # subject-disjoint folds (paper: 10 on CFEE)
+    valid_fraction: float = VALID_FRACTION  # data sets with an official train/test split only
     compounds: list[str] | None = None  # restrict to these compound classes (default: all)
     # training augmentation; the reference code's Keras layers: experiments/configs/paper_cfee.yaml
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -61,6 +61,8 @@ from cfer.plugins.method.params import PSMRParams
 from cfer.plugins.method.selection import eval_mode, selection_strategy
 
 _DRAW_STREAM = 0x50534D52  # "PSMR": keeps the draw's random stream apart from others seeded by `seed`
+#: The plugin's keyword for each setting of the memory rule (MemoryRule's field).
+_RULE_NAMES = {"fraction": "memory_fraction", "mode": "memory_mode", "mem_per_class": "mem_per_class"}
 
 
 @dataclass(frozen=True)
@@ -325,16 +327,14 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
     - ``seed``: seeds the new-class draws (the run seed).
     """
 
-    def __init__(self, *, fraction: float | None = None, mode: str | None = None,
-                 mem_per_class: int | None = None, **settings):
+    def __init__(self, **settings):
         super().__init__()
-        rule = {k: v for k, v in (("memory_fraction", fraction), ("memory_mode", mode)) if v is not None}
-        memory = settings.pop("memory", None)
-        if memory is not None and (rule or mem_per_class is not None):
+        # The memory rule's settings under the plugin's own names (fraction, mode, mem_per_class).
+        rule = {key: settings.pop(name) for name, key in _RULE_NAMES.items() if name in settings}
+        if rule and "memory" in settings:
             raise TypeError("PredictiveSortingReplayPlugin: give memory= or fraction/mode/mem_per_class, "
                             "not both")
-        memory = memory or MemoryRule(**rule, mem_per_class=mem_per_class)
-        self.config = PSMRConfig(memory=memory, **settings)
+        self.config = PSMRConfig(memory=settings.pop("memory", None) or MemoryRule(**rule), **settings)
         self.storage_policy: PSMRBuffer | None = None
         self.history: list[dict] = []
         self._pools: dict[int, list[int]] | None = None  # this experience's new classes -> positions

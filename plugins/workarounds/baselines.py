@@ -82,8 +82,8 @@ def bic_plugin() -> type:
     from avalanche.training.plugins import BiCPlugin
     from torch.optim.lr_scheduler import MultiStepLR
 
-    def multistep_lr(optimizer, milestones, gamma=0.1, verbose=None, **kwargs):
-        return MultiStepLR(optimizer, milestones=milestones, gamma=gamma, **kwargs)
+    def multistep_lr(optimizer, milestones, verbose=None, **kwargs):
+        return MultiStepLR(optimizer, milestones=milestones, **kwargs)
 
     class ExperienceView:
         """The experience with a writable ``dataset`` (everything else is the experience's)."""
