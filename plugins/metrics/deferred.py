@@ -13,7 +13,9 @@ mini-batch only queues its device tensors (the number of correct predictions,
 the loss, the labels); the values are read in one transfer when the result is
 asked for (once per epoch, experience or stream) and then folded into
 Avalanche's own ``Mean`` in mini-batch order, so every emitted number is the one
-Avalanche would have emitted, to the last bit (``tests/test_sync_free.py``).
+Avalanche would have emitted, to the last bit (``tests/test_sync_free.py``). The private
+attributes of Avalanche's metrics that this swaps and reads are reached through
+:mod:`cfer.plugins.workarounds.metrics`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from avalanche.evaluation.metrics import accuracy as av_accuracy
 from avalanche.evaluation.metrics import confusion_matrix as av_confusion
 from avalanche.evaluation.metrics import forgetting_bwt as av_forgetting
 from avalanche.evaluation.metrics import loss as av_loss
+
+from cfer.plugins.workarounds import metrics as internals
 
 
 def _labels(y: torch.Tensor) -> torch.Tensor:
@@ -61,7 +65,7 @@ class DeferredAccuracy(av_accuracy.Accuracy):
 
     def __init__(self):
         super().__init__()
-        self._queue = _Queue(self._mean_accuracy)
+        self._queue = _Queue(internals.accuracy_mean(self))
 
     @torch.no_grad()
     def update(self, predicted_y, true_y) -> None:
@@ -77,7 +81,7 @@ class DeferredAccuracy(av_accuracy.Accuracy):
 
     def reset(self) -> None:
         super().reset()
-        self._queue = _Queue(self._mean_accuracy)
+        self._queue = _Queue(internals.accuracy_mean(self))
 
 
 class DeferredTaskAwareAccuracy(av_accuracy.TaskAwareAccuracy):
@@ -86,19 +90,19 @@ class DeferredTaskAwareAccuracy(av_accuracy.TaskAwareAccuracy):
 
     def __init__(self):
         super().__init__()
-        self._mean_accuracy = defaultdict(DeferredAccuracy)
+        internals.set_task_accuracies(self, defaultdict(DeferredAccuracy))
 
     def update(self, predicted_y, true_y, task_labels) -> None:
         if not isinstance(task_labels, int):
             raise ValueError("DeferredTaskAwareAccuracy: one int task label per update (the "
                              "forgetting metrics pass 0)")
-        self._mean_accuracy[task_labels].update(predicted_y, true_y)
+        internals.task_accuracies(self)[task_labels].update(predicted_y, true_y)
 
     def reset(self, task_label=None) -> None:
         if task_label is None:
-            self._mean_accuracy = defaultdict(DeferredAccuracy)
+            internals.set_task_accuracies(self, defaultdict(DeferredAccuracy))
         else:
-            self._mean_accuracy[task_label].reset()
+            internals.task_accuracies(self)[task_label].reset()
 
 
 class DeferredLoss(av_loss.LossMetric):
@@ -106,7 +110,7 @@ class DeferredLoss(av_loss.LossMetric):
 
     def __init__(self):
         super().__init__()
-        self._queue = _Queue(self._mean_loss)
+        self._queue = _Queue(internals.loss_mean(self))
 
     @torch.no_grad()
     def update(self, loss, patterns: int) -> None:
@@ -119,7 +123,7 @@ class DeferredLoss(av_loss.LossMetric):
 
     def reset(self) -> None:
         super().reset()
-        self._queue = _Queue(self._mean_loss)
+        self._queue = _Queue(internals.loss_mean(self))
 
 
 class DeferredConfusionMatrix(av_confusion.ConfusionMatrix):
@@ -150,12 +154,13 @@ class DeferredConfusionMatrix(av_confusion.ConfusionMatrix):
                 raise ValueError("Label values must be non-negative values")
             size = max(self._width, int(hi) + 1)
             counts = torch.bincount(t * size + p, minlength=size * size).view(size, size).cpu()
-            self._cm_tensor = counts if self._cm_tensor is None else self._grow(counts)
+            old = internals.confusion_counts(self)
+            internals.set_confusion_counts(self, counts if old is None else self._grow(old, counts))
             self._true, self._pred = [], []
         return super().result()
 
-    def _grow(self, counts: torch.Tensor) -> torch.Tensor:
-        old = self._cm_tensor
+    @staticmethod
+    def _grow(old: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         size = max(old.shape[0], counts.shape[0])
         out = torch.zeros(size, size, dtype=torch.long)
         out[: old.shape[0], : old.shape[0]] += old
@@ -172,23 +177,23 @@ class DeferredConfusionMatrix(av_confusion.ConfusionMatrix):
 class ExperienceAccuracy(av_accuracy.ExperienceAccuracy):
     def __init__(self):
         super().__init__()
-        self._metric = DeferredAccuracy()
+        internals.replace_inner_metric(self, DeferredAccuracy())
 
 
 class StreamAccuracy(av_accuracy.StreamAccuracy):
     def __init__(self):
         super().__init__()
-        self._metric = DeferredAccuracy()
+        internals.replace_inner_metric(self, DeferredAccuracy())
 
 
 class EpochAccuracy(av_accuracy.EpochAccuracy):
     def __init__(self):
         super().__init__()
-        self._metric = DeferredAccuracy()
+        internals.replace_inner_metric(self, DeferredAccuracy())
 
 
 def _deferred_loss(metric):
-    metric._loss = metric._metric = DeferredLoss()
+    internals.replace_inner_metric(metric, DeferredLoss())
     return metric
 
 
@@ -213,25 +218,25 @@ class StreamLoss(av_loss.StreamLoss):
 class ExperienceForgetting(av_forgetting.ExperienceForgetting):
     def __init__(self):
         super().__init__()
-        self._current_metric = DeferredTaskAwareAccuracy()
+        internals.replace_current_accuracy(self, DeferredTaskAwareAccuracy())
 
 
 class StreamForgetting(av_forgetting.StreamForgetting):
     def __init__(self):
         super().__init__()
-        self._current_metric = DeferredTaskAwareAccuracy()
+        internals.replace_current_accuracy(self, DeferredTaskAwareAccuracy())
 
 
 class ExperienceBWT(av_forgetting.ExperienceBWT):
     def __init__(self):
         super().__init__()
-        self._current_metric = DeferredTaskAwareAccuracy()
+        internals.replace_current_accuracy(self, DeferredTaskAwareAccuracy())
 
 
 class StreamBWT(av_forgetting.StreamBWT):
     def __init__(self):
         super().__init__()
-        self._current_metric = DeferredTaskAwareAccuracy()
+        internals.replace_current_accuracy(self, DeferredTaskAwareAccuracy())
 
 
 class StreamConfusionMatrix(av_confusion.StreamConfusionMatrix):
@@ -242,7 +247,7 @@ class StreamConfusionMatrix(av_confusion.StreamConfusionMatrix):
         self.reset()
 
     def reset(self) -> None:
-        self._matrix = DeferredConfusionMatrix()
+        internals.replace_stream_matrix(self, DeferredConfusionMatrix())
 
 
 # -- factories with Avalanche's signatures -----------------------------------------------------

@@ -25,12 +25,13 @@ same random state as before.
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 
 import torch
 from avalanche.training.plugins import EvaluationPlugin
+
+from cfer.plugins.workarounds.metrics import experience_with_dataset, update_metrics_and_loggers
 
 
 def one_pass(experiences):
@@ -51,8 +52,8 @@ def one_pass(experiences):
     names = {p.origin_stream.name for p in parts}
     if len(names) > 1:
         raise ValueError(f"one_pass: experiences of several streams ({', '.join(sorted(names))})")
-    whole = copy.copy(parts[-1])
-    whole._dataset = functools.reduce(lambda a, b: a.concat(b), [p.dataset for p in parts])
+    whole = experience_with_dataset(parts[-1], functools.reduce(lambda a, b: a.concat(b),
+                                                               [p.dataset for p in parts]))
     whole.classes_in_this_experience = set().union(*(set(p.classes_in_this_experience) for p in parts))
     whole.parts = parts
     return whole
@@ -116,25 +117,25 @@ class OnePassEvaluationPlugin(EvaluationPlugin):
             self._pass = _Pass(strategy.experience, parts,
                                {b: k for k, b in enumerate(sampler.starts) if k > 0})
             strategy.experience = parts[0]
-        self._update_metrics_and_loggers(strategy, "before_eval_exp")
+        update_metrics_and_loggers(self, strategy, "before_eval_exp")
 
     def before_eval_iteration(self, strategy, **kwargs):
         p = self._pass
         if p is not None and p.batch in p.starts:
-            self._update_metrics_and_loggers(strategy, "after_eval_exp")
+            update_metrics_and_loggers(self, strategy, "after_eval_exp")
             p.part = p.starts[p.batch]
             strategy.experience = p.parts[p.part]
-            self._update_metrics_and_loggers(strategy, "before_eval_exp")
-        self._update_metrics_and_loggers(strategy, "before_eval_iteration")
+            update_metrics_and_loggers(self, strategy, "before_eval_exp")
+        update_metrics_and_loggers(self, strategy, "before_eval_iteration")
 
     def after_eval_iteration(self, strategy, **kwargs):
-        self._update_metrics_and_loggers(strategy, "after_eval_iteration")
+        update_metrics_and_loggers(self, strategy, "after_eval_iteration")
         if self._pass is not None:
             self._pass.batch += 1
 
     def after_eval_exp(self, strategy, **kwargs):
         p = self._pass
-        self._update_metrics_and_loggers(strategy, "after_eval_exp")
+        update_metrics_and_loggers(self, strategy, "after_eval_exp")
         if p is not None:
             strategy.experience = p.whole
             self._pass = None

@@ -15,5 +15,11 @@ costs nothing. One module per topic:
 - :mod:`~cfer.plugins.workarounds.datasets`: the dataset and loader internals the fast
   data path (:mod:`cfer.plugins.speed`) reads in batches;
 - :mod:`~cfer.plugins.workarounds.selection`: feature-based exemplar selection without
-  the Avalanche constructor that binds a fixed model.
+  the Avalanche constructor that binds a fixed model;
+- :mod:`~cfer.plugins.workarounds.metrics`: the metric and evaluation internals the deferred
+  metrics (:mod:`cfer.plugins.metrics.deferred`) swap and read, and one-pass evaluation
+  (:mod:`cfer.plugins.speed.one_pass`) replays.
+
+No module outside this room touches Avalanche's private attributes
+(``tests/test_workarounds_room.py`` checks it).
 """
