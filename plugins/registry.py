@@ -126,9 +126,12 @@ class PluginEntry:
     phase: str
     first_experience: str
     description: str = ""
+    cls: type | None = dataclasses.field(default=None, compare=False, repr=False)  # when decorated
 
     def load(self) -> type:
-        """The plugin class (imports its module)."""
+        """The plugin class (imports its module, unless it was registered by decorating it)."""
+        if self.cls is not None:
+            return self.cls
         module, _, qualname = self.path.partition(":")
         obj = import_module(module)
         for part in qualname.split("."):
@@ -183,7 +186,7 @@ def register_plugin(name: str, *, phase: str, first_experience: str, params: typ
         old = _ENTRIES.get(name)
         if old is not None and old.path != class_path:
             raise ValueError(f"plugins.{name} is already registered for {old.path}")
-        entry = PluginEntry(name, class_path, params, phase, first_experience, text)
+        entry = PluginEntry(name, class_path, params, phase, first_experience, text, cls)
         if cls is not None:
             check_callbacks(cls, entry)  # before it is registered: a refused plugin is not
         params.plugin = name
@@ -237,8 +240,10 @@ def entry_of(plugin) -> PluginEntry | None:
 
 
 def _no_op_base(cls: type) -> bool:
-    """Avalanche's plugin base classes define every callback as a no-op."""
-    return cls.__module__ in ("avalanche.core", "builtins", "typing", "abc")
+    """Avalanche's plugin base classes define every callback as a no-op (and ``object``,
+    ``Generic`` and ``ABC`` define none)."""
+    return cls is object or cls.__module__ == "avalanche.core" or (
+        (cls.__module__, cls.__qualname__) in (("typing", "Generic"), ("abc", "ABC")))
 
 
 def callbacks(cls: type) -> set[str]:

@@ -187,3 +187,32 @@ def test_every_inert_plugin_trains_experience_0_as_without_it(tiny_benchmark):
     together = _trained_on_experience_0(bm, method="kd_psmr", definition={
         "base": "naive", "plugins": ["distillation", "psmr"]})
     assert all(torch.equal(together[k], naive[k]) for k in naive)
+
+
+def test_the_plugin_of_docs_extending_registers_composes_and_trains(tiny_benchmark, monkeypatch):
+    """docs/extending.md's example plugin, as written there: it registers, a method composes it
+    from YAML-like data, and the method trains; registered in the wrong phase it is refused."""
+    import re
+    from pathlib import Path
+
+    from cfer.strategies.registry import define
+
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))  # this test's registrations
+    monkeypatch.setattr(registry, "_BY_PATH", dict(registry._BY_PATH))  # stay in this test
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "extending.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    namespace = {"__name__": "docs_extending"}
+    exec(compile(code, "docs/extending.md", "exec", dont_inherit=True), namespace)  # noqa: S102
+    e = define("pulled", {"base": "naive", "plugins": [{"l2_pull": {"strength": 0.5}}]}, where="doc",
+               prefix="strategies.define.pulled")
+    bm = tiny_benchmark
+    model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
+    strategy = build(e, model=model, benchmark=bm, config=TrainingConfig(**TINY))
+    assert [type(p).__name__ for p in strategy.plugins][:3] == ["ExperienceSeedPlugin", "L2PullPlugin",
+                                                                 "TrainingSchedule"]
+    for exp in bm.train_stream[:2]:
+        strategy.train(exp, eval_streams=[])
+    assert plugin_entry("l2_pull").resolve({"strength": 2}).strength == 2.0
+    as_metric = register_plugin("l2_pull_metric", phase="evaluate", first_experience="inert")
+    with pytest.raises(ConfigError, match="plugins.l2_pull_metric: L2PullPlugin defines before_backward"):
+        as_metric(namespace["L2PullPlugin"])
