@@ -36,6 +36,7 @@ def test_the_wheel_installs_only_the_cfer_package(tmp_path):
     for layer in lint_imports.LAYERS:  # every layer is inside cfer, with its subpackages
         assert f"cfer/{layer}/__init__.py" in names
     assert "cfer/strategies/zoo/naive.py" in names
+    assert "cfer/strategies/zoo/paper_methods.yaml" in names  # the paper's method and its ablations
     assert "cfer/experiments/configs/quickstart.yaml" in names
 
 
@@ -75,9 +76,14 @@ def test_config_and_report_modules_load_without_torch():
     names = [dotted(p) for p in package_modules() if any(room in p.parents for room in rooms)]
     names += ["cfer.experiments.cli", "cfer.experiments.run.results_store", "cfer.experiments",
               "cfer.benchmarks", "cfer.strategies", "cfer.plugins", "cfer.plugins.speed",
-              "cfer.plugins.speed.config"]
+              "cfer.plugins.speed.config", "cfer.experiments.run.progress",
+              # the registries and what registers into them: configs name plugins and methods
+              "cfer.plugins.registry", "cfer.plugins.method.params", "cfer.plugins.method.memory",
+              "cfer.plugins.run.entries", "cfer.plugins.speed.entries", "cfer.strategies.entries",
+              "cfer.strategies.registry", "cfer.strategies.compose", "cfer.benchmarks.transforms"]
     assert "cfer.experiments.config.sections" in names and "cfer.experiments.report.compare" in names
     code = (f"import sys, {', '.join(names)}; "
+            "cfer.plugins.registry.available_plugins(); cfer.strategies.registry.available(); "
             "print(sorted(m for m in ('torch', 'avalanche', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
