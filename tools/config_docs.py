@@ -261,8 +261,34 @@ def strategy_sections() -> Iterator[tuple[str, str, Section, tuple[str, ...]]]:
 
     for name in available():
         e = entry(name)
+        if e.definition is not None:
+            yield name, e.description, composed_section(e), ()
+            continue
         section = next(sections(e.params, prefix=""))
         yield name, e.description, section, tuple(getattr(e.params, "unused", ()))
+
+
+def composed_section(e) -> Section:
+    """The keys of a method composed of a base and plugins (cfer.strategies.compose): each
+    owner's params, the definition's values as defaults, a key two owners share under the
+    owner's name."""
+    params = e.resolve_params()
+    shared = {k for k, owners in params.keys().items() if len(owners) > 1}
+    keys = []
+    for owner, owned in params.owners():
+        for k in next(sections(type(owned), prefix="")).keys:
+            keys.append(Key(key=f"{owner}.{k.key}" if k.key in shared else k.key, type=k.type,
+                            default=yaml_value(getattr(owned, k.key)), meaning=k.meaning))
+    d = e.definition
+    plugins = ", ".join(f"`{p}`" for p, _ in d.plugins)
+    intro = (f"Base `{d.base}` with the plugins {plugins} ({_rel_path(d.where)}; "
+             "[extending.md](extending.md#registering-a-method)); its keys are the plugins'.")
+    return Section(key="", cls=type(params), intro=intro, keys=tuple(keys))
+
+
+def _rel_path(where: str) -> str:
+    path = Path(where)
+    return str(path.relative_to(ROOT)) if path.is_absolute() and ROOT in path.parents else where
 
 
 # -- markdown -------------------------------------------------------------------------------------
@@ -312,7 +338,8 @@ def render() -> str:
         out.append("")
     out.append("## `strategies.params.<method>`: each strategy's own hyperparameters\n")
     out.append("Laid over the defaults of the strategy's params dataclass, declared in its "
-               "`strategies/zoo/<method>.py`; the keys of a strategy that is not run are "
+               "`strategies/zoo/<method>.py` (a method composed of plugins: its plugins' params, "
+               "the defaults as its definition sets them); the keys of a strategy that is not run are "
                "checked too. `strategies.overrides.<method>` takes the keys of the `training` "
                "section, for that method only.\n")
     plain = []
