@@ -13,16 +13,18 @@ Two kinds of input:
 
 Undefined values (old-class accuracy at step 0, forgetting with one
 experience, component confusion without misclassified compound images) are
-NaN in numpy results and ``None`` in the JSON-ready dicts of
-:func:`run_record` and :func:`summarize_runs`.
+NaN in numpy results and ``None`` in the JSON-ready dicts of :func:`run_record` and
+:func:`mean_std`. Which of these make the summary of results.json, with their headers,
+units and directions, is the table of :mod:`cfer.core.metrics`.
 
 Written by hand rather than with scikit-learn: the definitions are a few
 lines each, sklearn is not a dependency of the package, and the weighting
 (sample-weighted unions, NaN for undefined) is ours.
 
 Over 400 lines: one function per metric of the table in docs/design.md, with the run
-records and summaries built from them; each definition reads beside the ones it is
-defined with (forgetting beside max_forgetting and bwt), so the table stays one module.
+record built from them; each definition reads beside the ones it is defined with
+(forgetting beside forgetting over learnt experiences, max_forgetting and bwt; new-class
+recall beside new-class F1 and the learnt threshold), so the table stays one module.
 """
 
 from __future__ import annotations
@@ -32,11 +34,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-#: The per-method summary metrics of results.json, in table order.
-SUMMARY_METRICS: tuple[str, ...] = (
-    "overall_accuracy", "final_accuracy", "new_class_accuracy", "forgetting",
-    "max_forgetting", "bwt", "basic_accuracy_final",
-)
+#: An experience is learnt when its accuracy at its own step reaches this many times chance
+#: (chance: 1 / the number of classes seen at that step); docs/metrics.md says why.
+LEARNT_CHANCE_MULTIPLE = 2.0
 
 
 # --------------------------------------------------------------------------- inputs
@@ -116,10 +116,39 @@ def final_accuracy(step_acc: Sequence[float]) -> float:
     return float(a[-1])
 
 
-def new_class_accuracy(R) -> float:
-    """Mean over i >= 1 of R[i][i] (NaN when there is no compound step)."""
+def new_class_recall(R) -> float:
+    """Mean over i >= 1 of R[i][i], the recall of the newest class (NaN when there is no
+    compound step). A model that answers the newest class for every image scores 1."""
     R = as_matrix(R)
     return float(np.mean(np.diag(R)[1:])) if len(R) > 1 else math.nan
+
+
+def new_class_f1(per_step: Sequence[float | None] | None) -> float:
+    """Mean over i >= 1 of a run's per-step new-class F1 (:func:`new_class_f1_at_step`, the
+    run record's ``new_class_f1``); NaN when the record has none (written before it was
+    recorded), a step lacks it, or there is no compound step."""
+    if not per_step or len(per_step) < 2 or any(v is None for v in per_step[1:]):
+        return math.nan
+    return float(np.mean([float(v) for v in per_step[1:]]))
+
+
+def learnt_threshold(T: int, *, n_basic: int, multiple: float = LEARNT_CHANCE_MULTIPLE) -> np.ndarray:
+    """threshold[j] = ``multiple`` x chance at step j, chance = 1 / (n_basic + j) (one class
+    per compound experience), capped at 1."""
+    if n_basic < 1:
+        raise ValueError(f"n_basic must be at least 1, got {n_basic}")
+    return np.minimum(multiple / (n_basic + np.arange(T)), 1.0)
+
+
+def learnt(R, *, n_basic: int, multiple: float = LEARNT_CHANCE_MULTIPLE) -> np.ndarray:
+    """learnt[j]: R[j][j] >= the threshold of step j (:func:`learnt_threshold`)."""
+    R = as_matrix(R)
+    return np.diag(R) >= learnt_threshold(len(R), n_basic=n_basic, multiple=multiple)
+
+
+def not_learnt(R, *, n_basic: int, multiple: float = LEARNT_CHANCE_MULTIPLE) -> float:
+    """How many experiences j = 0..T-1 were never learnt (:func:`learnt` is False)."""
+    return float(np.sum(~learnt(R, n_basic=n_basic, multiple=multiple)))
 
 
 def old_class_accuracy(R, test_sizes) -> np.ndarray:
@@ -139,13 +168,27 @@ def basic_accuracy(R) -> np.ndarray:
 
 
 def forgetting(R) -> float:
-    """Mean over j < T-1 of R[j][j] - R[T-1][j] (Avalanche's definition); NaN if T = 1."""
+    """Mean over j < T-1 of R[j][j] - R[T-1][j] (Avalanche's definition, every experience:
+    the summary's ``forgetting_all``); NaN if T = 1. A class never learnt has nothing to
+    lose, so a method that learns nothing scores 0 or less here: :func:`forgetting_learnt`
+    is the headline."""
     R = as_matrix(R)
     T = len(R)
     if T < 2:
         return math.nan
     j = np.arange(T - 1)
     return float(np.mean(R[j, j] - R[T - 1, j]))
+
+
+def forgetting_learnt(R, *, n_basic: int, multiple: float = LEARNT_CHANCE_MULTIPLE) -> float:
+    """Mean over the learnt j < T-1 (:func:`learnt`) of R[j][j] - R[T-1][j]; NaN if T = 1 or
+    no such experience was learnt."""
+    R = as_matrix(R)
+    T = len(R)
+    if T < 2:
+        return math.nan
+    j = np.flatnonzero(learnt(R, n_basic=n_basic, multiple=multiple)[: T - 1])
+    return float(np.mean(R[j, j] - R[T - 1, j])) if j.size else math.nan
 
 
 def max_forgetting(R) -> float:
@@ -208,6 +251,38 @@ def macro_f1(y_true, y_pred) -> float:
     return float(np.mean(scores)) if scores else math.nan
 
 
+def new_class_f1_at_step(y_true, y_pred, experience, *, step: int) -> float:
+    """The F1 of experience ``step``'s class(es) over the predictions on the test images of
+    experiences 0..``step`` (images of later experiences are ignored); NaN at step 0, which
+    has no new class in the paper's sense.
+
+    Per class c of the experience: F1 = 2 TP / (2 TP + FP + FN), where FP counts the images
+    of every seen experience wrongly predicted as c (the old images a method pulls into the
+    new class) and FN the images of c predicted as anything else; an experience with several
+    classes gets the mean of its classes' F1. A method that answers the newest class for
+    every image has recall 1 but precision n_new / n_seen, so its F1 is 2 n_new / (n_new +
+    n_seen), low when many old images compete.
+    """
+    t, p = _pair(y_true, y_pred)
+    e = _labels(experience, "experience")
+    if e.shape != t.shape:
+        raise ValueError("experience and y_true differ in length")
+    if step < 1:
+        return math.nan
+    seen = e <= step
+    t, p, e = t[seen], p[seen], e[seen]
+    classes = np.unique(t[e == step])
+    if classes.size == 0:
+        raise ValueError(f"no test images of experience {step}")
+    scores = []
+    for c in classes:
+        tp = np.sum((t == c) & (p == c))
+        fp = np.sum((t != c) & (p == c))
+        fn = np.sum((t == c) & (p != c))
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
 def confusion_matrix(y_true, y_pred, *, n_classes: int) -> np.ndarray:
     """Counts (n_classes, n_classes): rows true class, columns predicted class."""
     t, p = _pair(y_true, y_pred)
@@ -247,6 +322,16 @@ def accuracy_row(y_true, y_pred, experience, *, n_experiences: int) -> np.ndarra
 
 # --------------------------------------------------------------------------- per run / per method
 
+def n_basic_of(run: Mapping) -> int | None:
+    """Number of basic classes of a run record: ``n_basic``, else from ``class_names`` and the
+    number of experiences (one class per compound experience); None when it has neither."""
+    if run.get("n_basic") is not None:
+        return int(run["n_basic"])
+    if run.get("class_names") and run.get("accuracy_matrix"):
+        return len(run["class_names"]) - (len(run["accuracy_matrix"]) - 1)
+    return None
+
+
 def _json(values) -> list:
     """Floats with NaN -> None (valid JSON)."""
     return [None if (v is None or not math.isfinite(float(v))) else float(v) for v in values]
@@ -272,9 +357,9 @@ def run_record(*, step_predictions: Sequence, n_basic: int,
     Returns:
         A JSON-ready dict with ``n_basic``, ``test_sizes``, ``accuracy_matrix``
         (None above the diagonal), ``step_accuracy``, ``uar``, ``macro_f1``,
-        ``old_class_accuracy``, ``basic_accuracy``, ``component_confusion``
-        (per step; None where undefined) and ``confusion_matrix`` (final step,
-        counts, rows true), plus ``class_names`` when given.
+        ``old_class_accuracy``, ``basic_accuracy``, ``component_confusion``,
+        ``new_class_f1`` (per step; None where undefined, e.g. new_class_f1 at step 0) and
+        ``confusion_matrix`` (final step, counts, rows true), plus ``class_names`` when given.
     """
     T = len(step_predictions)
     if T == 0:
@@ -282,7 +367,7 @@ def run_record(*, step_predictions: Sequence, n_basic: int,
     n_classes = n_basic + T - 1 if class_names is None else len(class_names)
     R = np.full((T, T), np.nan)
     sizes = np.zeros(T, dtype=np.int64)
-    per_step = {"uar": [], "macro_f1": [], "component_confusion": []}
+    per_step = {"uar": [], "macro_f1": [], "component_confusion": [], "new_class_f1": []}
     for i, entry in enumerate(step_predictions):
         if len(entry) != 3:
             raise ValueError(f"step_predictions[{i}]: expected (y_true, y_pred, experience)")
@@ -302,6 +387,7 @@ def run_record(*, step_predictions: Sequence, n_basic: int,
         per_step["uar"].append(uar(t, p))
         per_step["macro_f1"].append(macro_f1(t, p))
         per_step["component_confusion"].append(component_confusion(t, p, component_ids))
+        per_step["new_class_f1"].append(new_class_f1_at_step(t, p, e, step=i))
         if i == T - 1:
             cm = confusion_matrix(t, p, n_classes=n_classes)
     record = {"n_basic": int(n_basic)}
@@ -316,33 +402,10 @@ def run_record(*, step_predictions: Sequence, n_basic: int,
         "old_class_accuracy": _json(old_class_accuracy(R, sizes)),
         "basic_accuracy": _json(basic_accuracy(R)),
         "component_confusion": _json(per_step["component_confusion"]),
+        "new_class_f1": _json(per_step["new_class_f1"]),
         "confusion_matrix": cm.tolist(),
     })
     return record
-
-
-def run_scalars(run: Mapping) -> dict[str, float]:
-    """The scalar metrics of one run (NaN where undefined), keyed as SUMMARY_METRICS.
-
-    Uses the run's ``accuracy_matrix`` and ``step_accuracy``;
-    ``overall_accuracy`` of one run is its average step accuracy.
-    """
-    for key in ("accuracy_matrix", "step_accuracy"):
-        if key not in run:
-            raise ValueError(f"run record has no {key!r}")
-    R = as_matrix(run["accuracy_matrix"])
-    steps = [math.nan if v is None else float(v) for v in run["step_accuracy"]]
-    if len(steps) != len(R):
-        raise ValueError(f"step_accuracy has {len(steps)} entries, accuracy_matrix {len(R)} rows")
-    return {
-        "overall_accuracy": average_step_accuracy(steps),
-        "final_accuracy": final_accuracy(steps),
-        "new_class_accuracy": new_class_accuracy(R),
-        "forgetting": forgetting(R),
-        "max_forgetting": max_forgetting(R),
-        "bwt": bwt(R),
-        "basic_accuracy_final": float(R[-1, 0]),
-    }
 
 
 def mean_std(values: Iterable[float | None]) -> dict:
@@ -356,24 +419,6 @@ def mean_std(values: Iterable[float | None]) -> dict:
         return {"mean": None, "std": None, "n": 0}
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     return {"mean": float(a.mean()), "std": std, "n": int(a.size)}
-
-
-def summarize_runs(runs: Sequence[Mapping]) -> dict:
-    """The method summary of results.json: each of SUMMARY_METRICS as ``mean_std`` over runs.
-
-    ``overall_accuracy`` is the mean of the runs' average step accuracy (the
-    paper's headline figure). Runs where a metric is undefined (e.g.
-    forgetting with a single experience) do not count in its ``n``.
-    """
-    if not runs:
-        raise ValueError("summarize_runs: no runs")
-    per_run = []
-    for k, run in enumerate(runs):
-        try:
-            per_run.append(run_scalars(run))
-        except ValueError as e:
-            raise ValueError(f"runs[{k}]: {e}") from None
-    return {m: mean_std(r[m] for r in per_run) for m in SUMMARY_METRICS}
 
 
 # -- few-shot ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cfer.core import metric_definitions as M
+from cfer.core import metrics
 
 # R[i][j]: accuracy on experience j after training experience i (T = 3).
 R3 = [[0.90, None, None],
@@ -26,7 +27,7 @@ def test_step_accuracy_is_the_sample_weighted_union():
 
 
 def test_matrix_metrics():
-    assert M.new_class_accuracy(R3) == pytest.approx((0.6 + 0.4) / 2)
+    assert M.new_class_recall(R3) == pytest.approx((0.6 + 0.4) / 2)
     old = M.old_class_accuracy(R3, SIZES3)
     assert math.isnan(old[0]) and old[1:] == pytest.approx([0.95, (42 + 5) / 70])
     assert M.basic_accuracy(R3) == pytest.approx([0.9, 0.95, 0.7])
@@ -39,8 +40,49 @@ def test_matrix_metrics():
 def test_single_experience_is_undefined_not_zero():
     R = [[0.8]]
     assert math.isnan(M.forgetting(R)) and math.isnan(M.max_forgetting(R)) and math.isnan(M.bwt(R))
-    assert math.isnan(M.new_class_accuracy(R))
+    assert math.isnan(M.new_class_recall(R))
+    assert math.isnan(M.forgetting_learnt(R, n_basic=6)) and M.not_learnt(R, n_basic=6) == 0
     assert math.isnan(M.old_class_accuracy(R, [5])[0])
+
+
+def test_learnt_is_twice_the_chance_of_its_step():
+    # n_basic 2, T 4: chance 1/2, 1/3, 1/4, 1/5 -> thresholds 1.0, 2/3, 1/2, 2/5
+    assert M.learnt_threshold(4, n_basic=2) == pytest.approx([1.0, 2 / 3, 0.5, 0.4])
+    assert M.learnt_threshold(2, n_basic=1).tolist() == [1.0, 1.0]  # capped: 100% is always learnt
+    R = [[1.00, None, None, None],
+         [0.90, 0.60, None, None],   # exp 1 at 60% < 2/3: never learnt
+         [0.80, 0.50, 0.50, None],   # exp 2 at exactly 1/2: learnt (>=)
+         [0.70, 0.55, 0.20, 0.39]]   # exp 3 just under 2/5
+    assert M.learnt(R, n_basic=2).tolist() == [True, False, True, False]
+    assert M.not_learnt(R, n_basic=2) == 2
+    # forgetting over the learnt j < T-1 (0 and 2) only; exp 1 *gained* 0.05, which the
+    # unrestricted forgetting counts as negative forgetting
+    assert M.forgetting_learnt(R, n_basic=2) == pytest.approx(((1.0 - 0.7) + (0.5 - 0.2)) / 2)
+    assert M.forgetting(R) == pytest.approx(((1.0 - 0.7) + (0.6 - 0.55) + (0.5 - 0.2)) / 3)
+    assert M.learnt(R, n_basic=2, multiple=1.0).tolist() == [True, True, True, True]
+    never = [[0.1, None], [0.1, 0.05]]
+    assert math.isnan(M.forgetting_learnt(never, n_basic=6)) and M.not_learnt(never, n_basic=6) == 2
+
+
+def test_new_class_f1_counts_old_images_pulled_into_the_new_class():
+    # 3 basic classes (experience 0), 10 images each; experience 1: class 3, 10 images.
+    y = np.repeat([0, 1, 2, 3], 10)
+    e = (y == 3).astype(int)
+    newest = np.full_like(y, 3)  # the degenerate answer: everything is the newest class
+    assert M.accuracy(y[e == 1], newest[e == 1]) == 1.0  # recall 100%
+    # TP 10, FP 30, FN 0: F1 = 20 / 50
+    assert M.new_class_f1_at_step(y, newest, e, step=1) == pytest.approx(20 / 50)
+    assert M.new_class_f1_at_step(y, y, e, step=1) == 1.0
+    assert math.isnan(M.new_class_f1_at_step(y, y, e, step=0))
+    # images of later experiences are ignored; a step with no image of its experience is an error
+    later = np.concatenate([y, [4, 4]]), np.concatenate([newest, [3, 3]]), np.concatenate([e, [2, 2]])
+    assert M.new_class_f1_at_step(*later, step=1) == pytest.approx(20 / 50)
+    with pytest.raises(ValueError, match="no test images of experience 2"):
+        M.new_class_f1_at_step(y, y, e, step=2)
+    # the run's figure: the mean over steps >= 1; undefined without per-step values
+    assert M.new_class_f1([None, 0.4, 0.8]) == pytest.approx(0.6)
+    assert math.isnan(M.new_class_f1(None)) and math.isnan(M.new_class_f1([None]))
+    assert math.isnan(M.new_class_f1([None, 0.5, None]))
 
 
 def test_cells_above_the_diagonal_are_ignored():
@@ -135,6 +177,8 @@ def test_run_record_from_predictions():
     assert rec["old_class_accuracy"] == [None, 0.75]
     assert rec["basic_accuracy"] == [0.75, 0.75]
     assert rec["component_confusion"] == [None, 1.0]
+    # step 1: class 2 has TP 1 (of 2) and one sad image put into it: F1 = 2 / (2 + 1 + 1)
+    assert rec["new_class_f1"] == [None, pytest.approx(0.5)]
     assert rec["confusion_matrix"] == [[2, 0, 0], [0, 1, 1], [1, 0, 1]]
     # the record is consistent with the matrix definitions
     assert rec["step_accuracy"] == pytest.approx(M.step_accuracy(rec["accuracy_matrix"], rec["test_sizes"]))
@@ -150,38 +194,43 @@ def test_run_record_rejects_a_missing_experience():
         M.run_record(step_predictions=steps, n_basic=2, component_ids={})
 
 
-def _run(R, steps=None, sizes=None):
+def _run(R, steps=None, sizes=None, n_basic=4):
     steps = M.step_accuracy(R, sizes).tolist() if steps is None else steps
-    return {"accuracy_matrix": R, "step_accuracy": steps}
+    return {"accuracy_matrix": R, "step_accuracy": steps, "n_basic": n_basic}
 
 
 def test_summarize_runs_mean_sample_std_and_n():
     R_b = [[0.8, None, None], [0.7, 0.9, None], [0.6, 0.8, 1.0]]
     a, b = _run(R3, sizes=SIZES3), _run(R_b, sizes=SIZES3)
-    s = M.summarize_runs([a, b])
-    assert set(s) == set(M.SUMMARY_METRICS)
+    s = metrics.summarize_runs([a, b])
+    assert list(s) == list(metrics.names())
     oa = [M.average_step_accuracy(r["step_accuracy"]) for r in (a, b)]
     assert s["overall_accuracy"]["mean"] == pytest.approx(np.mean(oa))
     assert s["overall_accuracy"]["std"] == pytest.approx(abs(oa[0] - oa[1]) / math.sqrt(2))  # ddof=1
     assert s["overall_accuracy"]["n"] == 2
-    assert s["forgetting"]["mean"] == pytest.approx((0.15 + (0.2 + 0.1) / 2) / 2)
-    assert s["bwt"]["mean"] == pytest.approx(-s["forgetting"]["mean"])
+    assert s["forgetting_all"]["mean"] == pytest.approx((0.15 + (0.2 + 0.1) / 2) / 2)
+    # every experience learnt (n_basic 4: thresholds 2/4, 2/5, 2/6): the same forgetting
+    assert s["forgetting"]["mean"] == pytest.approx(s["forgetting_all"]["mean"])
+    assert s["not_learnt"] == {"mean": 0.0, "std": 0.0, "n": 2}
+    assert s["bwt"]["mean"] == pytest.approx(-s["forgetting_all"]["mean"])
     assert s["max_forgetting"]["mean"] == pytest.approx((0.175 + 0.15) / 2)
-    assert s["new_class_accuracy"]["mean"] == pytest.approx((0.5 + 0.95) / 2)
+    assert s["new_class_recall"]["mean"] == pytest.approx((0.5 + 0.95) / 2)
+    assert s["new_class_f1"] == {"mean": None, "std": None, "n": 0}  # no per-step F1 recorded
     assert s["basic_accuracy_final"]["mean"] == pytest.approx((0.7 + 0.6) / 2)
     assert s["final_accuracy"]["mean"] == pytest.approx((0.59 + (36 + 8 + 30) / 100) / 2)
 
-    one = M.summarize_runs([a])
+    one = metrics.summarize_runs([a])
     assert one["overall_accuracy"]["std"] == 0.0 and one["overall_accuracy"]["n"] == 1
     # an undefined metric in one run (T = 1: no forgetting) is left out of its n
-    mixed = M.summarize_runs([a, _run([[0.5]], steps=[0.5])])
+    mixed = metrics.summarize_runs([a, _run([[0.5]], steps=[0.5])])
     assert mixed["forgetting"]["n"] == 1 and mixed["overall_accuracy"]["n"] == 2
-    assert M.summarize_runs([_run([[0.5]], steps=[0.5])])["forgetting"] == {"mean": None, "std": None, "n": 0}
+    assert metrics.summarize_runs([_run([[0.5]], steps=[0.5])])["forgetting"] == {"mean": None, "std": None,
+                                                                                  "n": 0}
 
 
 def test_summarize_runs_names_the_bad_run():
     with pytest.raises(ValueError, match=r"runs\[1\]: run record has no 'step_accuracy'"):
-        M.summarize_runs([_run(R3, sizes=SIZES3), {"accuracy_matrix": R3}])
+        metrics.summarize_runs([_run(R3, sizes=SIZES3), {"accuracy_matrix": R3}])
 
 
 # --------------------------------------------------------------------------- Avalanche plugin metrics

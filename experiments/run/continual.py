@@ -85,7 +85,7 @@ class ContinualRunner:
 
     def method_block(self, runs: list[dict]) -> dict:
         """A method's entry of results.json: its runs and their summary."""
-        from cfer.core.metric_definitions import summarize_runs
+        from cfer.core.metrics import summarize_runs
 
         return {"runs": runs, "summary": summarize_runs(runs)}
 
@@ -264,7 +264,7 @@ def metrics_csv(results: dict) -> str:
     """Long format: method, order, fold, seed, step, metric, value."""
     lines = ["method,order,fold,seed,step,metric,value"]
     per_step = ("step_accuracy", "uar", "macro_f1", "old_class_accuracy", "basic_accuracy",
-                "component_confusion")
+                "component_confusion", "new_class_f1")
     for method, block in results["methods"].items():
         for r in block["runs"]:
             key = f"{method},{r.get('order_index', 0)},{r['fold']},{r['seed']}"

@@ -26,9 +26,13 @@ from pathlib import Path
 #: The layout version of results.json written by this code. 2: ``schema_version``,
 #: ``environment`` and ``config_digests`` added; version 1 files (no ``schema_version``)
 #: have the same ``config``/``dataset``/``methods`` layout and stay readable.
-SCHEMA_VERSION = 2
+#: 3: per-step ``new_class_f1`` in each run record; the summary's ``new_class_accuracy`` is
+#: ``new_class_recall`` and ``forgetting`` counts learnt experiences only (the unrestricted
+#: value is ``forgetting_all``); version 1 and 2 files are read with their summaries
+#: recomputed from the runs under the new names (CHANGELOG.md).
+SCHEMA_VERSION = 3
 #: The versions this code reads.
-READABLE_SCHEMAS = (1, 2)
+READABLE_SCHEMAS = (1, 2, 3)
 #: Python distributions whose versions the environment block records.
 PACKAGES = ("torch", "torchvision", "avalanche-lib", "numpy", "scipy")
 #: Config sections that do not change a run's numbers (or are replaced per method).

@@ -56,7 +56,37 @@ def read_results(run_dir: str | Path) -> dict:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(results, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
-    env.check_schema(results, where=str(path))
+    return upgraded(results, env.check_schema(results, where=str(path)))
+
+
+#: Summary keys renamed in schema version 3: new-class accuracy is new-class recall, and the
+#: unrestricted forgetting is forgetting_all (``forgetting`` counts learnt experiences only).
+RENAMED_IN_3 = {"new_class_accuracy": "new_class_recall", "forgetting": "forgetting_all"}
+
+
+def upgraded(results: dict, version: int) -> dict:
+    """``results`` of schema ``version`` in the current layout: before version 3, each
+    method's summary gets the keys of :data:`RENAMED_IN_3` under their new names, and the
+    metrics it lacks (forgetting over learnt experiences, not learnt, new-class F1) computed
+    from the runs (new-class F1 needs per-step values those files lack: n/a)."""
+    if version >= 3:
+        return results
+    from cfer.core.metrics import summarize_runs
+
+    for block in (results.get("methods") or {}).values():
+        summary = block.get("summary") if isinstance(block, dict) else None
+        if not isinstance(summary, dict):
+            continue  # the report's check computes it, or names what is wrong
+        if not any(new in summary for new in RENAMED_IN_3.values()):  # not already in the new layout
+            for old, new in RENAMED_IN_3.items():
+                if old in summary:
+                    summary[new] = summary.pop(old)
+        try:
+            fresh = summarize_runs(block.get("runs") or [])
+        except (ValueError, TypeError):
+            continue  # the report's check names the bad run
+        for key, stat in fresh.items():
+            summary.setdefault(key, stat)
     return results
 
 
