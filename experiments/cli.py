@@ -112,6 +112,9 @@ def _add_compare(sub) -> None:
     p.add_argument("--tables", choices=("both", "summary", "paired"), default="both",
                    help="which tables the terminal and .md get: the summary, the paired statistics, "
                         "or both (default)")
+    p.add_argument("--metrics", choices=("headline", "all"), default="headline",
+                   help="the summary's metrics (terminal and .md): the headline ones (default; "
+                        "docs/metrics.md) or all; .csv always has all")
     p.set_defaults(handler="cfer.experiments.report.compare:cli_compare")
 
 

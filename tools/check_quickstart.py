@@ -27,8 +27,9 @@ What must match (docs/results/README.md says why):
 - each method's summary mean of every metric: exactly (1e-9) when the run's environment
   equals the reference's on :data:`SAME_MACHINE_KEYS` (same CPU model and instruction set,
   thread count and package versions: CPU runs repeat bit for bit there), else within
-  :func:`tolerance`: the larger of a floor per metric (:data:`CROSS_CPU_TOLERANCE`) and
-  :data:`STANDARD_ERRORS` standard errors of the difference of the two means.
+  :func:`tolerance`: the larger of a floor per metric (``cross_cpu_floor`` of its record in
+  ``cfer.core.metrics``, with the reason beside it) and :data:`STANDARD_ERRORS` standard
+  errors of the difference of the two means.
 """
 
 from __future__ import annotations
@@ -42,25 +43,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from cfer.core import metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "results" / "quickstart" / "results.json"
 
-#: The floor of the tolerance (absolute, in percentage points) on a method's mean over its
-#: runs when the run comes from another CPU model than the reference. The one measured
-#: cross-CPU difference (issue 15: naive's basic accuracy after the last step, 3.4 ± 4.6 vs
-#: 0.2 ± 0.4 over the 3 orders, ranking unchanged) is 3.2 points on a final-step metric of the
-#: basic block; the final-step and per-experience metrics get about twice that as a floor,
-#: final accuracy (all classes' test images) a little less, and overall accuracy (a mean of
-#: 16 step accuracies) half.
-CROSS_CPU_TOLERANCE: dict[str, float] = {
-    "overall_accuracy": 3.0,
-    "final_accuracy": 5.0,
-    "new_class_accuracy": 6.0,
-    "forgetting": 6.0,
-    "max_forgetting": 6.0,
-    "bwt": 6.0,
-    "basic_accuracy_final": 6.0,
-}
 #: Another CPU model rounds differently, and training amplifies that as a different seed
 #: would: the tolerance also allows this many standard errors of the difference of the two
 #: means, sqrt(s_run^2 / n + s_ref^2 / n) (the issue-15 case: 3 x 2.7 = 8.0 points > 3.2).
@@ -71,9 +58,9 @@ EXACT = 1e-9
 SAME_MACHINE_KEYS = ("cpu_model", "device.type", "device.cpu_capability", "threads", "packages.torch",
                      "packages.numpy", "packages.avalanche-lib", "packages.torchvision")
 #: What a run record keeps in the reference: enough to recompute every summary metric and
-#: the paired statistics (cfer.core.metric_definitions.run_scalars), and nothing heavy.
+#: the paired statistics (cfer.core.metrics.run_scalars), and nothing heavy.
 RUN_KEYS = ("order", "fold", "seed", "order_index", "n_basic", "test_sizes", "accuracy_matrix",
-            "step_accuracy")
+            "step_accuracy", "new_class_f1")
 
 
 def _value(block, dotted: str):
@@ -84,11 +71,14 @@ def _value(block, dotted: str):
 
 def reduce(results: Mapping) -> dict:
     """The reference form of a results.json: its head (schema version, environment, config,
-    config digests, data set) and, per method, the summary and the run records' scalars."""
+    config digests, data set) and, per method, the run records' :data:`RUN_KEYS` and the
+    summary of the runs, computed by this code (cfer.core.metrics.summarize_runs: a pure
+    function of the runs, so a results.json written before a metric was added gives the
+    summary a new run would)."""
     head = {k: results[k] for k in ("schema_version", "environment", "config", "config_digests", "dataset")
             if k in results}
     methods = {m: {"runs": [{k: r[k] for k in RUN_KEYS if k in r} for r in e["runs"]],
-                   "summary": e["summary"]} for m, e in results["methods"].items()}
+                   "summary": metrics.summarize_runs(e["runs"])} for m, e in results["methods"].items()}
     return {**head, "methods": methods}
 
 
@@ -99,9 +89,10 @@ def same_machine(run: Mapping, reference: Mapping) -> bool:
 
 
 def tolerance(metric: str, *, got: Mapping, ref: Mapping) -> float:
-    """The cross-CPU tolerance (a fraction) of ``metric`` between two summaries ``{mean, std, n}``."""
+    """The cross-CPU tolerance (in the stored unit: a fraction for percentages) of ``metric``
+    between two summaries ``{mean, std, n}``."""
     se2 = sum((s.get("std") or 0.0) ** 2 / max(int(s.get("n") or 1), 1) for s in (got, ref))
-    return max(CROSS_CPU_TOLERANCE[metric] / 100, STANDARD_ERRORS * se2 ** 0.5)
+    return max(metrics.get(metric).tolerance_floor, STANDARD_ERRORS * se2 ** 0.5)
 
 
 def problems(run: Mapping, reference: Mapping, *, exact: bool) -> list[str]:
@@ -122,18 +113,26 @@ def problems(run: Mapping, reference: Mapping, *, exact: bool) -> list[str]:
         if sorted(map(key, got["runs"])) != sorted(map(key, ref["runs"])):
             out.append(f"{method}: the runs (order, fold, seed) differ from the reference's")
             continue
-        for metric in CROSS_CPU_TOLERANCE:
-            s_got, s_ref = got["summary"][metric], ref["summary"][metric]
+        for metric in metrics.names():
+            s_got, s_ref = got["summary"].get(metric), ref["summary"].get(metric)
+            if s_got is None or s_ref is None:
+                out.append(f"{method}.{metric}: missing from the " + ("run" if s_got is None else "reference")
+                           + "'s summary (written by another cfer: regenerate the reference, "
+                             "docs/results/README.md)")
+                continue
             a, b = s_got["mean"], s_ref["mean"]
             if a is None or b is None:
                 if a != b:
                     out.append(f"{method}.{metric}: {a} vs reference {b}")
                 continue
+            record = metrics.get(metric)
             limit = EXACT if exact else tolerance(metric, got=s_got, ref=s_ref)
             if abs(a - b) > limit:
-                allowed = "exactly (same machine)" if exact else f"within {100 * limit:.2f} points"
-                out.append(f"{method}.{metric}: {100 * a:.2f} vs reference {100 * b:.2f} "
-                           f"(difference {100 * (a - b):+.2f} points; must match {allowed})")
+                unit = "points" if record.unit == "percent" else record.unit + "s"
+                x = record.scale
+                allowed = "exactly (same machine)" if exact else f"within {x * limit:.2f} {unit}"
+                out.append(f"{method}.{metric}: {x * a:.2f} vs reference {x * b:.2f} "
+                           f"(difference {x * (a - b):+.2f} {unit}; must match {allowed})")
     return out
 
 
@@ -177,9 +176,15 @@ def refresh(doc: Path) -> tuple[str, list[str]]:
 
 
 def _read(path: Path) -> dict:
+    """A results.json in the current layout (older schema versions upgraded as
+    ``cfer compare`` reads them)."""
+    from cfer.experiments.run.environment import check_schema
+    from cfer.experiments.run.results_store import upgraded
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return upgraded(data, check_schema(data, where=str(path)))
+    except (OSError, json.JSONDecodeError, ValueError) as e:
         raise SystemExit(f"check_quickstart: {path}: cannot read it ({e})") from None
 
 

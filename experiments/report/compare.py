@@ -8,8 +8,10 @@ Reads each run directory's results.json only (no torch). What it does:
   with its setting, and pairs runs only within a setting);
 - warns, on stderr, when the files were computed in different environments (cfer
   commit, torch, device, CPU...; :func:`cfer.experiments.run.environment.differences`);
-- prints the summary table (mean ± sample std over runs) and the paired comparison of
-  :mod:`cfer.experiments.report.stats` (reference method against each other, or every pair);
+- prints the summary table (mean ± sample std over runs; the headline metrics of
+  :mod:`cfer.core.metrics`, or every metric with ``--metrics all``), what n counts, and the
+  paired comparison of :mod:`cfer.experiments.report.stats` (reference method against each
+  other, or every pair);
 - writes markdown (both tables), CSV (the summary, fractions) or a booktabs LaTeX table
   (:mod:`cfer.experiments.report.latex`) to each ``--out`` file.
 """
@@ -24,12 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfer.core import metric_definitions as M
+from cfer.core import metrics
 from cfer.core.atomic import atomic_write_text
 from cfer.experiments.report import latex, stats
-from cfer.experiments.report.continual import HEADERS, PAIRED_REFERENCE
+from cfer.experiments.report.continual import PAIRED_REFERENCE, units_note
 from cfer.experiments.report.run_report import load_results, report_module
-from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table
+from cfer.experiments.report.tables import aligned_table, markdown_table, metric_cell
 from cfer.experiments.run import environment as env
 from cfer.experiments.run.results_store import phase_of
 
@@ -37,7 +39,9 @@ FORMATS = {".md": "md", ".csv": "csv", ".tex": "tex"}
 #: The default reference method of the paired table and the LaTeX markers (when present).
 DEFAULT_REFERENCE = PAIRED_REFERENCE
 #: Significance level of the LaTeX markers (Holm-adjusted Wilcoxon p below it).
-ALPHA = 0.05
+ALPHA = stats.ALPHA
+#: ``--metrics``: which metrics the summary table shows.
+METRIC_SETS = ("headline", "all")
 
 
 @dataclass(frozen=True)
@@ -142,81 +146,113 @@ def paired(comparison: Comparison, *, reference: str | None, all_pairs: bool = F
 
 def _lead(comparison: Comparison, row: Row | None = None) -> list[str]:
     """The first columns (header when ``row`` is None): the setting when settings are mixed,
-    the run directory when there are several, the method."""
+    the run directory when there are several, the method and its number of runs."""
     mixed, many = len(comparison.settings) > 1, len(comparison.sources) > 1
     if row is None:
-        return ["setting"] * mixed + ["run"] * many + ["method"]
-    return [f"[{row.setting + 1}]"] * mixed + [row.source] * many + [row.method]
+        return ["setting"] * mixed + ["run"] * many + ["method", "runs"]
+    return [f"[{row.setting + 1}]"] * mixed + [row.source] * many + [row.method, str(len(row.runs))]
 
 
-def summary_table(comparison: Comparison, *, fmt: str) -> str:
-    """The summary metrics of every row as ``text``, ``md`` or ``csv`` (CSV: fractions, 3
-    columns a metric, always with run directory and method)."""
+def metric_names(metric_set: str = "headline") -> tuple[str, ...]:
+    """The metrics of ``--metrics headline|all``."""
+    if metric_set not in METRIC_SETS:
+        raise ValueError(f"--metrics {metric_set}: expected one of {', '.join(METRIC_SETS)}")
+    return metrics.headline() if metric_set == "headline" else metrics.names()
+
+
+def sample_notes(comparison: Comparison) -> list[str]:
+    """What n counts and the shared-seed warning (:func:`stats.n_lines`), over every row."""
+    return stats.n_lines({r.label: r.runs for r in comparison.rows if r.runs})
+
+
+def summary_table(comparison: Comparison, *, fmt: str, metric_set: str = "headline") -> str:
+    """The summary metrics of every row as ``text``, ``md`` or ``csv`` (CSV: every metric,
+    stored values - fractions for percentages -, 3 columns a metric, always with run directory
+    and method)."""
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         fields = ("mean", "std", "n")
-        w.writerow(["run_dir", "method"] + [f"{k}_{s}" for k in M.SUMMARY_METRICS for s in fields])
+        names = metrics.names()
+        w.writerow(["run_dir", "method", "runs"] + [f"{k}_{s}" for k in names for s in fields])
         for r in comparison.rows:
-            w.writerow([r.source, r.method] + ["" if r.summary[k][s] is None else r.summary[k][s]
-                                               for k in M.SUMMARY_METRICS for s in fields])
+            w.writerow([r.source, r.method, len(r.runs)]
+                       + ["" if (r.summary.get(k) or {}).get(s) is None else r.summary[k][s]
+                          for k in names for s in fields])
         return buf.getvalue()
-    header = _lead(comparison) + [HEADERS[k] for k in M.SUMMARY_METRICS]
-    body = [_lead(comparison, r) + [format_cell(r.summary[k]) for k in M.SUMMARY_METRICS]
+    names = metric_names(metric_set)
+    header = _lead(comparison) + [metrics.get(k).header for k in names]
+    body = [_lead(comparison, r) + [metric_cell(r.summary, k, runs=len(r.runs)) for k in names]
             for r in comparison.rows]
     legend = [f"[{k + 1}] {_describe(s)}" for k, s in enumerate(comparison.settings)] \
         if len(comparison.settings) > 1 else []
+    notes = [units_note(names)] + sample_notes(comparison)
+    if any(metrics.get(k).uses_learnt for k in names):
+        notes.append(f"Learnt: {metrics.learnt_rule()}.")
     if fmt == "md":
-        notes = ["", "Percent; mean ± sample std (runs)."] + [f"{line}  " for line in legend]
-        return markdown_table(header, body) + "\n" + "\n".join(notes) + "\n"
-    return "\n".join([aligned_table(header, body), "(percent; mean ± sample std (runs))", *legend])
+        return markdown_table(header, body) + "\n\n" + "".join(f"{line}  \n" for line in notes + legend)
+    return "\n".join([aligned_table(header, body), *[f"({line})" for line in notes], *legend])
 
 
 def paired_table(rows: Sequence, *, fmt: str) -> str:
     """The paired comparison as ``text`` or ``md``, with its notes ('' when there is none)."""
     if not rows:
         return ""
-    cells = stats.paired_rows(rows, names=HEADERS)
+    cells = stats.paired_rows(rows)
+    notes = stats.paired_notes(rows)
     if fmt == "md":
-        return markdown_table(stats.PAIRED_HEADER, cells) + "\n\n" + stats.PAIRED_NOTES + "\n"
-    return aligned_table(stats.PAIRED_HEADER, cells) + "\n(" + stats.PAIRED_NOTES + ")"
+        return markdown_table(stats.PAIRED_HEADER, cells) + "\n\n" + notes + "\n"
+    return aligned_table(stats.PAIRED_HEADER, cells) + "\n(" + notes + ")"
 
 
 def latex_table(comparison: Comparison, rows: Sequence, *, reference: str | None) -> str:
-    """The booktabs table of the paired metrics, with markers against ``reference``."""
-    headers = {m: HEADERS[m] for m in stats.PAIRED_METRICS}
-    ns = sorted({s["n"] for r in comparison.rows for s in r.summary.values() if isinstance(s, dict)})
+    """The booktabs table of the headline metrics, with markers against ``reference``."""
+    headers = {m: metrics.get(m).header for m in metrics.headline()}
+    ns = sorted({s["n"] for r in comparison.rows for s in r.summary.values()
+                 if isinstance(s, dict) and s.get("n")})
     n_text = "/".join(map(str, ns))
     facts = "; ".join(f"{s['data set']}, {s['experiences']} experiences, protocol {s['protocol']}"
                       + ("" if s["phase"] == "continual" else f", phase {s['phase']}")
                       for s in comparison.settings)
-    caption = (f"{latex.escape(facts)}. Mean $\\pm$ sample std over n = {n_text} runs (class orders "
-               f"$\\times$ folds $\\times$ seeds), in percent; best per column in bold.")
+    counted = stats.what_n_counts([run for r in comparison.rows for run in r.runs]).replace("x", "$\\times$")
+    caption = (f"{latex.escape(facts)}. Mean $\\pm$ sample std over n = {n_text} runs ({counted}), "
+               f"in percent (not learnt: experiences); best per column in bold")
+    if any(metrics.get(m).best_only_if_all_learnt for m in headers):
+        caption += (", forgetting only among the methods that learnt every experience ("
+                    f"{latex.escape(metrics.learnt_rule())})")
+    caption += "."
     vs_ref = [r for r in rows if r.first == reference]
     significant = {(r.second, r.metric) for r in vs_ref
-                   if r.powered and r.p_wilcoxon_holm < ALPHA}
-    if vs_ref and all(r.powered for r in vs_ref):
+                   if r.testable and r.p_wilcoxon_holm < ALPHA}
+    if vs_ref and all(r.testable for r in vs_ref):
         caption += (f" ${latex.MARKER}$: differs from {latex.escape(reference)} (two-sided "
                     f"{stats.TESTS['wilcoxon']} test over matched runs, {stats.CORRECTION}-corrected "
                     f"over the methods of a column, p < {ALPHA}).")
     elif vs_ref:
-        n_pairs = min(r.n for r in vs_ref)
-        caption += (f" No significance test against {latex.escape(reference)}: {n_pairs} paired runs, "
-                    f"fewer than the {stats.MIN_PAIRED_RUNS} a test needs.")
+        untestable = [r for r in vs_ref if not r.testable]
+        caption += (f" No significance test against {latex.escape(reference)}"
+                    + (" for some columns" if len(untestable) < len(vs_ref) else "")
+                    + f": {min(r.n_nonzero for r in untestable)} non-zero paired differences, and "
+                    f"{stats.CORRECTION}'s correction over {max(r.family for r in untestable)} methods "
+                    f"needs at least {max(r.needed for r in untestable)} to reach p < {ALPHA}.")
+        if len(untestable) < len(vs_ref):
+            caption += (f" ${latex.MARKER}$: differs from {latex.escape(reference)} where testable "
+                        f"({stats.TESTS['wilcoxon']}, {stats.CORRECTION}, p < {ALPHA}).")
     body = [(r.label, r.summary) for r in comparison.rows]
     return latex.results_table(body, headers=headers, significant=significant, caption=caption)
 
 
 def render(comparison: Comparison, fmt: str, *, reference: str | None, all_pairs: bool = False,
-           tables: str = "both") -> str:
+           tables: str = "both", metric_set: str = "headline") -> str:
     """The text of one ``--out`` format (``md``, ``csv``, ``tex``) or of the terminal (``text``);
-    ``tables`` (text and md): ``summary``, ``paired`` or ``both``."""
+    ``tables`` (text and md): ``summary``, ``paired`` or ``both``; ``metric_set`` (text and md):
+    the summary's metrics, ``headline`` or ``all``."""
     rows = paired(comparison, reference=reference, all_pairs=all_pairs)
     if fmt == "csv":
         return summary_table(comparison, fmt="csv")
     if fmt == "tex":
         return latex_table(comparison, rows, reference=reference)
-    parts = [summary_table(comparison, fmt=fmt) if tables != "paired" else "",
+    parts = [summary_table(comparison, fmt=fmt, metric_set=metric_set) if tables != "paired" else "",
              paired_table(rows, fmt=fmt) if tables != "summary" else ""]
     return "\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
 
@@ -225,7 +261,8 @@ def _options(args, comparison: Comparison) -> dict:
     """:func:`render`'s options from ``cfer compare``'s parsed arguments."""
     return {"reference": reference_of(comparison, getattr(args, "reference", None)),
             "all_pairs": getattr(args, "all_pairs", False),
-            "tables": getattr(args, "tables", "both")}
+            "tables": getattr(args, "tables", "both"),
+            "metric_set": getattr(args, "metrics", "headline")}
 
 
 def render_args(args, fmt: str) -> str:
@@ -237,7 +274,7 @@ def render_args(args, fmt: str) -> str:
 
 def cli_compare(args) -> int:
     """``cfer compare RUN_DIR... [--out FILE.md|FILE.csv|FILE.tex ...] [--reference METHOD]
-    [--all-pairs] [--allow-mixed] [--tables both|summary|paired]``."""
+    [--all-pairs] [--allow-mixed] [--tables both|summary|paired] [--metrics headline|all]``."""
     outs = getattr(args, "out", None) or []
     outs = [outs] if isinstance(outs, str) else list(outs)
     formats = []

@@ -12,33 +12,31 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cfer.core import metric_definitions as M
+from cfer.core import metrics
 from cfer.core.atomic import atomic_write_text
 from cfer.experiments.report import gradcam_section, stats
 from cfer.experiments.report.dataset_notes import unreadable_list
 from cfer.experiments.report.plots import PlotConfig, plot_all, slug
-from cfer.experiments.report.tables import aligned_table, format_cell, image_link, markdown_table
-
-#: Column headers of the summary metrics (same order as metrics.SUMMARY_METRICS).
-HEADERS: dict[str, str] = {
-    "overall_accuracy": "overall acc",
-    "final_accuracy": "final acc",
-    "new_class_accuracy": "new-class acc",
-    "forgetting": "forgetting",
-    "max_forgetting": "max forgetting",
-    "bwt": "BWT",
-    "basic_accuracy_final": "basic acc (final)",
-}
+from cfer.experiments.report.tables import aligned_table, format_cell, image_link, markdown_table, metric_cell
 
 #: report.md's paired table compares this method with each other one (cfer.experiments.report.stats).
 PAIRED_REFERENCE = "kd_psmr"
 
-METRIC_NOTES = """\
-All values in percent, mean ± sample std (number of runs); runs are class orders x folds x seeds.
-*overall acc*: mean over runs of the average step accuracy (the paper's headline); *final acc*:
-step accuracy after the last experience; *new-class acc*: mean over steps i >= 1 of the accuracy
-on the class just learnt; *forgetting*: mean over earlier experiences of (accuracy just after
-learning it - final accuracy on it); *max forgetting*: the same from its best accuracy; *BWT*:
--forgetting; *basic acc (final)*: final accuracy on the basic expressions."""
+
+def metric_notes(names) -> str:
+    """The notes under a table of the metrics ``names``: each one's header and description
+    (cfer.core.metrics), and the learnt rule when a learnt-based metric is among them."""
+    notes = "; ".join(f"*{metrics.get(m).header}*: {metrics.get(m).description}" for m in names)
+    if any(metrics.get(m).uses_learnt for m in names):
+        notes += f". Learnt: {metrics.learnt_rule()}"
+    return notes + "."
+
+
+def units_note(names) -> str:
+    """What the cells are: percent (or a count of experiences), mean ± sample std over runs."""
+    counts = [metrics.get(m).header for m in names if metrics.get(m).unit == "count"]
+    return ("Percent" + (f" ({', '.join(counts)}: experiences)" if counts else "")
+            + "; mean ± sample std over runs, (n) where a metric is defined on fewer runs than the row has.")
 
 
 # --------------------------------------------------------------------------- checking
@@ -59,12 +57,12 @@ def check(results: dict, *, where: str) -> None:
             if not isinstance(run, dict):
                 raise ValueError(f"{where}: {at} is not an object")
             try:
-                M.run_scalars(run)
+                metrics.run_scalars(run)
             except (ValueError, TypeError) as e:
                 raise ValueError(f"{where}: {at}: {e}") from None
         if not isinstance(entry.get("summary"), dict):
-            entry["summary"] = M.summarize_runs(runs)
-        for key in M.SUMMARY_METRICS:
+            entry["summary"] = metrics.summarize_runs(runs)
+        for key in metrics.names():
             stat = entry["summary"].get(key)
             if not (isinstance(stat, dict) and {"mean", "std", "n"} <= stat.keys()):
                 raise ValueError(f"{where}: methods.{name}.summary.{key} is missing or "
@@ -80,34 +78,29 @@ def compare_rows(results: Mapping) -> list[tuple[str, dict]]:
 
 # --------------------------------------------------------------------------- tables
 
-def _summary_rows(results: Mapping, *, with_n: bool) -> list[list[str]]:
+def _rows(results: Mapping, names) -> list[list[str]]:
     rows = []
     for name, entry in results["methods"].items():
-        summary = entry.get("summary") or M.summarize_runs(entry["runs"])
-        rows.append([name, str(len(entry["runs"]))] +
-                    [format_cell(summary.get(k), with_n=with_n) for k in M.SUMMARY_METRICS])
+        summary = entry.get("summary") or metrics.summarize_runs(entry["runs"])
+        n = len(entry["runs"])
+        rows.append([name, str(n)] + [metric_cell(summary, k, runs=n) for k in names])
     return rows
 
 
 def summary_table(results: Mapping) -> str:
-    """A one-screen text table: methods x summary metrics (percent, mean ± std), with run counts.
-
-    A metric defined on fewer runs than the method has shows its own count.
-    """
-    header = ["method", "runs"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
-    rows = []
-    for name, entry in results["methods"].items():
-        summary = entry.get("summary") or M.summarize_runs(entry["runs"])
-        n = len(entry["runs"])
-        rows.append([name, str(n)] + [format_cell(summary[k], with_n=summary[k].get("n") != n)
-                                      for k in M.SUMMARY_METRICS])
-    return aligned_table(header, rows) + "\n(percent; mean ± sample std over runs)"
+    """A one-screen text table: methods x headline metrics (mean ± std over runs), with run
+    counts. A metric defined on fewer runs than the method has shows its own count."""
+    names = metrics.headline()
+    header = ["method", "runs"] + [metrics.get(k).header for k in names]
+    return (aligned_table(header, _rows(results, names))
+            + f"\n({units_note(names).rstrip('.')}; report.md shows every metric)")
 
 
-def markdown_summary_table(results: Mapping) -> str:
-    """Methods x summary metrics as a markdown table, cells ``mean ± std (n)`` in percent."""
-    header = ["method", "runs"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
-    return markdown_table(header, _summary_rows(results, with_n=True))
+def markdown_summary_table(results: Mapping, names=None) -> str:
+    """Methods x the metrics ``names`` (default: the headline ones) as a markdown table."""
+    names = metrics.headline() if names is None else names
+    header = ["method", "runs"] + [metrics.get(k).header for k in names]
+    return markdown_table(header, _rows(results, names))
 
 
 # --------------------------------------------------------------------------- report
@@ -122,9 +115,14 @@ def _dataset_section(results: Mapping) -> list[str]:
     lines += [f"- {k}: {v}" for k, v in facts if v is not None]
     counts = ds.get("class_counts") or {}
     names = ds.get("class_names") or list(counts)
-    if names:
-        lines.append(f"- {len(names)} classes: " + ", ".join(
-            f"{c} ({counts[c]})" if c in counts else c for c in names))
+    used = used_classes(results)
+    if used:
+        left = [c for c in names if c not in used]
+        of = f" (of the data set's {len(names)})" if left else ""
+        listed = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in used)
+        lines.append(f"- {len(used)} classes in the runs{of}: {listed}")
+        if left:
+            lines.append(f"- not in the stream (benchmark.compounds): {len(left)} classes")
     if ds.get("missing_classes"):
         lines.append(f"- **partial taxonomy** (benchmark.partial_taxonomy: true): no image of "
                      f"{', '.join(ds['missing_classes'])}; these classes are not in the stream")
@@ -141,6 +139,24 @@ def _dataset_section(results: Mapping) -> list[str]:
     return lines + [""]
 
 
+def used_classes(results: Mapping) -> list[str]:
+    """The classes the runs used (``benchmark.compounds`` may choose a few), in the data set's
+    order: the runs' class names, or, for records without them (the committed reference),
+    the data set's basic classes and the compounds of the runs' orders."""
+    from cfer.benchmarks.taxonomy import is_compound
+
+    ds = results.get("dataset") or {}
+    names = list(ds.get("class_names") or ds.get("class_counts") or [])
+    runs = [r for entry in results["methods"].values() for r in entry["runs"]]
+    if runs and all(r.get("class_names") for r in runs):
+        used = {c for r in runs for c in r["class_names"]}
+        names += [c for r in runs for c in r["class_names"] if c not in names]
+    else:
+        ordered = {c for r in runs for c in r.get("order") or ()}
+        used = {c for c in names if c in ordered or not is_compound(c)}
+    return [c for c in dict.fromkeys(names) if c in used]
+
+
 def _short(values: list) -> str:
     if not values:
         return "n/a"
@@ -155,7 +171,8 @@ def _final_step_section(results: Mapping) -> list[str]:
         cells = []
         for key in keys:
             vals = [r[key][-1] for r in entry["runs"] if r.get(key)]
-            cells.append(format_cell(M.mean_std(vals)) if vals else "n/a")
+            stat = M.mean_std(vals)
+            cells.append(format_cell(stat, with_n=stat["n"] != len(entry["runs"])) if vals else "n/a")
         if any(c != "n/a" for c in cells):
             rows.append([name] + cells)
     if not rows:
@@ -186,9 +203,14 @@ def render_report(results: Mapping, plots: Mapping[str, list[Path]], run_dir: Pa
     if (run_dir / "config.yaml").is_file():
         lines += ["Configuration: [config.yaml](config.yaml). Logs: `logs/`.", ""]
     lines += _dataset_section(results)
-    lines += ["## Summary", "", markdown_summary_table(results), "", METRIC_NOTES, ""]
-    lines += stats.markdown_section({m: e["runs"] for m, e in results["methods"].items()},
-                                    reference=PAIRED_REFERENCE, names=HEADERS)
+    runs = {m: e["runs"] for m, e in results["methods"].items()}
+    headline, others = metrics.headline(), metrics.others()
+    lines += ["## Summary", "", markdown_summary_table(results, headline), "", units_note(headline),
+              " ".join(stats.n_lines(runs)), "", metric_notes(headline), ""]
+    if others:
+        lines += ["## More metrics", "", markdown_summary_table(results, others), "", units_note(others), "",
+                  metric_notes(others), ""]
+    lines += stats.markdown_section(runs, reference=PAIRED_REFERENCE)
     lines += _final_step_section(results)
     lines += _speed_section(results)
     lines += gradcam_section.markdown_section(results)  # after `cfer explain`

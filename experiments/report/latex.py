@@ -1,17 +1,19 @@
 """A booktabs LaTeX table of methods x metrics (``cfer compare --out table.tex``).
 
-Cells are ``$mean \\pm std$`` in percent; the best value of each column (at the
-printed precision, ties included) is bold; a marker flags the methods that
-differ significantly from a reference method. The table needs
+Cells are ``$mean \\pm std$`` in the metric's unit (percent, or a count; one run shows no
+spread); the best value of each column (at the printed precision, ties included) is bold,
+among the rows that may be best (:func:`cfer.core.metrics.bold_candidates`: a method is
+never bold for forgetting it never had); a marker flags the methods that differ
+significantly from a reference method. The table needs
 ``\\usepackage{booktabs}`` in the paper's preamble and nothing else.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-from cfer.experiments.report.stats import HIGHER_IS_BETTER
+from cfer.core import metrics
+from cfer.experiments.report.tables import value_text
 
 #: The marker of a significant difference from the reference method (math mode).
 MARKER = r"^{*}"
@@ -24,27 +26,16 @@ def escape(text: str) -> str:
     return "".join(_SPECIAL.get(c, c) for c in str(text))
 
 
-def _rounded(stat: Mapping | None) -> float | None:
-    mean = (stat or {}).get("mean")
-    return None if mean is None or not math.isfinite(mean) else round(100 * mean, 1)
-
-
 def best_rows(rows: Sequence[tuple[str, Mapping]], metric: str) -> set[str]:
-    """The labels whose ``metric`` mean is the best of the column at one decimal in percent
-    (higher or lower as :data:`~cfer.experiments.report.stats.HIGHER_IS_BETTER` says)."""
-    values = {label: v for label, summary in rows if (v := _rounded(summary.get(metric))) is not None}
-    if not values:
-        return set()
-    best = (max if HIGHER_IS_BETTER.get(metric, True) else min)(values.values())
-    return {label for label, v in values.items() if v == best}
+    """The labels bold in ``metric``'s column: :func:`cfer.core.metrics.best_labels` at one
+    decimal (the printed precision)."""
+    return metrics.best_labels(rows, metric, decimals=1)
 
 
-def _cell(stat: Mapping | None, *, bold: bool, marked: bool) -> str:
-    mean = _rounded(stat)
-    if mean is None:
+def _cell(stat: Mapping | None, *, metric: str, bold: bool, marked: bool) -> str:
+    text = value_text(stat, unit=metrics.get(metric).unit, pm=" \\pm ")
+    if text is None:
         return "--"
-    std = stat.get("std")
-    text = f"{mean:.1f}" if std is None or not math.isfinite(std) else f"{mean:.1f} \\pm {100 * std:.1f}"
     text = f"\\mathbf{{{text}}}" if bold else text
     return f"${text}{MARKER if marked else ''}$"  # one math group: $a$$b$ would open display math
 
@@ -55,14 +46,14 @@ def results_table(rows: Sequence[tuple[str, Mapping]], *, headers: Mapping[str, 
     """The LaTeX source of a ``table`` float: one row per ``(label, summary)`` of ``rows``, one
     column per metric of ``headers`` ({metric: column title}); ``significant``: the
     ``(label, metric)`` cells that get :data:`MARKER`; ``caption``: LaTeX text (not escaped)."""
-    metrics = list(headers)
-    best = {m: best_rows(rows, m) for m in metrics}
+    columns = list(headers)
+    best = {m: best_rows(rows, m) for m in columns}
     lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
-             f"\\begin{{tabular}}{{l{'c' * len(metrics)}}}", r"\toprule",
-             " & ".join(["Method"] + [escape(headers[m]) for m in metrics]) + r" \\", r"\midrule"]
+             f"\\begin{{tabular}}{{l{'c' * len(columns)}}}", r"\toprule",
+             " & ".join(["Method"] + [escape(headers[m]) for m in columns]) + r" \\", r"\midrule"]
     for name, summary in rows:
-        cells = [_cell(summary.get(m), bold=name in best[m], marked=(name, m) in significant)
-                 for m in metrics]
+        cells = [_cell(summary.get(m), metric=m, bold=name in best[m], marked=(name, m) in significant)
+                 for m in columns]
         lines.append(" & ".join([escape(name), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

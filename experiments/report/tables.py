@@ -6,13 +6,46 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cfer.core import metrics
 
-def format_cell(stat: Mapping, *, with_n: bool = True) -> str:
-    """``{"mean", "std", "n"}`` (fractions) as ``71.2 ± 3.4 (10)`` in percent; ``n/a`` if undefined."""
-    if not stat or stat.get("mean") is None or not math.isfinite(stat["mean"]):
+
+def format_cell(stat: Mapping, *, with_n: bool = True, unit: str = "percent") -> str:
+    """``{"mean", "std", "n"}`` as ``71.2 ± 3.4 (10)``; ``n/a`` if undefined.
+
+    ``unit`` (:data:`cfer.core.metrics.SCALE`): "percent" shows fractions in percent, "count"
+    shows the value itself (a whole mean without decimals). One value has no spread: it shows
+    no "± 0.0".
+    """
+    text = value_text(stat, unit=unit)
+    if text is None:
         return "n/a"
-    text = f"{100 * stat['mean']:.1f} ± {100 * (stat.get('std') or 0.0):.1f}"
     return f"{text} ({stat['n']})" if with_n else text
+
+
+def value_text(stat: Mapping | None, *, unit: str = "percent", pm: str = " ± ") -> str | None:
+    """``mean ± std`` of ``{"mean", "std", "n"}`` in ``unit``, one decimal (one run's count
+    without), no spread for a single value; None when undefined. ``pm``: the plus-minus sign
+    (LaTeX: ``" \\pm "``)."""
+    mean = (stat or {}).get("mean")
+    if mean is None or not math.isfinite(mean):
+        return None
+    scale = metrics.SCALE[unit]
+    value = scale * mean
+    single = (stat.get("n") or 0) <= 1
+    text = f"{value:.0f}" if unit == "count" and single and float(value).is_integer() else f"{value:.1f}"
+    std = stat.get("std")
+    if not single and std is not None and math.isfinite(std):
+        text += f"{pm}{scale * std:.1f}"
+    return text
+
+
+def metric_cell(summary: Mapping, metric: str, *, runs: int | None = None) -> str:
+    """The cell of ``metric`` (a name of :mod:`cfer.core.metrics`) in a summary, in the
+    metric's unit; its ``(n)`` only when it differs from ``runs`` (always when ``runs`` is
+    None)."""
+    stat = summary.get(metric) or {}
+    with_n = runs is None or stat.get("n") != runs
+    return format_cell(stat, with_n=with_n and stat.get("mean") is not None, unit=metrics.get(metric).unit)
 
 
 def aligned_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

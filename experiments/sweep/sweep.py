@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfer.core import metric_definitions as M
+from cfer.core import metrics
 from cfer.core.atomic import atomic_write_json, atomic_write_text
 from cfer.core.typed import ConfigError, overlay, parse_override, parse_value
 from cfer.experiments.config.load import load_config, save_config
 from cfer.experiments.config.sections import ExperimentConfig
-from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table
+from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table, metric_cell
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +140,22 @@ def best_points(points: Sequence[tuple[str, Mapping]]) -> dict[str, str]:
 def grid_table(points: Sequence[tuple[str, Mapping]], *, fmt: str = "text") -> str:
     """Rows (point, method) with the validation accuracy the choice is made on, the best mark,
     and ``cfer compare``'s summary columns (test subjects), as ``text`` or ``md``."""
-    from cfer.experiments.report.continual import HEADERS, check, compare_rows
+    from cfer.experiments.report.continual import check, compare_rows
 
     best = best_points(points)
-    header = ["point", "method", "valid acc (final)", "best"] + [HEADERS[k] for k in M.SUMMARY_METRICS]
+    names = metrics.headline()
+    header = ["point", "method", "valid acc (final)", "best", "runs"] + [metrics.get(k).header for k in names]
     body = []
     for name, results in points:
         check(results, where=name)  # adds a summary where a file lacks one
         for method, summary in compare_rows(results):
-            stat = valid_stat(results["methods"][method]["runs"])
-            body.append([name, method, format_cell(stat), "*" if best.get(method) == name else ""]
-                        + [format_cell(summary[k]) for k in M.SUMMARY_METRICS])
+            runs = results["methods"][method]["runs"]
+            stat = valid_stat(runs)
+            body.append([name, method, format_cell(stat, with_n=stat["n"] != len(runs)),
+                         "*" if best.get(method) == name else "", str(len(runs))]
+                        + [metric_cell(summary, k, runs=len(runs)) for k in names])
     note = ("best: highest mean final accuracy on the validation subjects, per method; "
-            "the other columns are on the test subjects (percent; mean ± sample std (runs))")
+            "the other columns are on the test subjects (percent; mean ± sample std over runs)")
     if fmt == "md":
         return markdown_table(header, body) + f"\n\n{note}\n"
     return aligned_table(header, body) + f"\n({note})"
