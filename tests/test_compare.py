@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cfer.core import metric_definitions as M
+from cfer.core import metrics
 from cfer.experiments.report import compare, latex, stats
 from cfer.experiments.run import environment as env
 
@@ -30,12 +30,14 @@ ORDERS = [["awed", "appalled"], ["appalled", "awed"], ["awed", "hatred"], ["hatr
 
 
 def _run(order, *, seed: int, level: float, rng) -> dict:
-    """A hand-made 3-experience run: accuracies around ``level`` with noise, the basic block
-    forgotten a little at each step."""
+    """A hand-made 3-experience run (6 basic classes: every experience learnt from level 0.3
+    up): accuracies around ``level`` with noise, the basic block forgotten a little at each
+    step, a new-class F1 a little under the new class's accuracy."""
     a = lambda x: float(np.clip(x + rng.normal(0, 0.03), 0, 1))  # noqa: E731
     R = [[a(level + 0.2), None, None], [a(level), a(level + 0.1), None], [a(level - 0.1), a(level), a(level)]]
     steps = [R[0][0], (R[1][0] + R[1][1]) / 2, sum(R[2]) / 3]
-    return {"order": list(order), "fold": 0, "seed": seed, "accuracy_matrix": R, "step_accuracy": steps}
+    return {"order": list(order), "fold": 0, "seed": seed, "n_basic": 6, "accuracy_matrix": R,
+            "step_accuracy": steps, "new_class_f1": [None, a(level), a(level - 0.05)]}
 
 
 def _method_runs(level: float, *, n: int, seed: int) -> list[dict]:
@@ -47,7 +49,8 @@ def _results(methods: dict, *, name="synthetic", n_images=100, protocol="heldout
              schema=None) -> dict:
     out = {"config": {"name": "t", "phase": "continual", "protocol": {"name": protocol}},
            "dataset": {"name": name, "n_images": n_images},
-           "methods": {m: {"runs": runs, "summary": M.summarize_runs(runs)} for m, runs in methods.items()}}
+           "methods": {m: {"runs": runs, "summary": metrics.summarize_runs(runs)}
+                       for m, runs in methods.items()}}
     if environment is not None:
         out["environment"] = environment
     if schema is not None:
@@ -135,19 +138,21 @@ def test_paired_statistics_equal_scipy_on_matched_runs():
     methods["naive"] = methods["naive"][::-1]  # pairing is by (order, fold, seed), not by position
     rows = stats.paired_comparisons(methods, reference="kd_psmr")
     assert [(r.first, r.second, r.metric) for r in rows] == [
-        ("kd_psmr", b, m) for b in ("naive", "replay") for m in stats.PAIRED_METRICS]
+        ("kd_psmr", b, m) for b in ("naive", "replay") for m in metrics.paired()]
+    assert metrics.paired() == ("overall_accuracy", "final_accuracy", "new_class_f1", "forgetting")
     key = stats.run_key
-    for metric in stats.PAIRED_METRICS:
-        ref = {key(r): M.run_scalars(r)[metric] for r in methods["kd_psmr"]}
+    for metric in metrics.paired():
+        ref = {key(r): metrics.run_scalars(r)[metric] for r in methods["kd_psmr"]}
         raw = {}
         for other in ("naive", "replay"):
-            b = {key(r): M.run_scalars(r)[metric] for r in methods[other]}
+            b = {key(r): metrics.run_scalars(r)[metric] for r in methods[other]}
             x, y = np.array([ref[k] for k in ref]), np.array([b[k] for k in ref])
             row = next(r for r in rows if r.second == other and r.metric == metric)
             t = sps.ttest_rel(x, y)
             ci = t.confidence_interval(0.95)
             d = x - y
-            assert row.n == 6 and row.powered
+            # 6 pairs, Holm over 2 comparisons: at best 2 x 2/2^6 = 0.0625, so not testable
+            assert row.n == 6 and row.family == 2 and not row.testable
             assert row.mean == pytest.approx(d.mean()) and row.std == pytest.approx(d.std(ddof=1))
             assert (row.ci_low, row.ci_high) == pytest.approx((ci.low, ci.high))
             assert row.effect_size == pytest.approx(d.mean() / d.std(ddof=1))
@@ -156,7 +161,8 @@ def test_paired_statistics_equal_scipy_on_matched_runs():
             raw[other] = row
         # Holm over the two comparisons of this metric, by hand.
         for test in ("p_wilcoxon", "p_ttest"):
-            (lo, lo_row), (hi, hi_row) = sorted((getattr(r, test), r) for r in raw.values())
+            (lo, lo_row), (hi, hi_row) = sorted(((getattr(r, test), r) for r in raw.values()),
+                                                key=lambda t: t[0])
             assert getattr(lo_row, test + "_holm") == pytest.approx(min(1, 2 * lo))
             assert getattr(hi_row, test + "_holm") == pytest.approx(min(1, max(2 * lo, hi)))
 
@@ -166,7 +172,8 @@ def test_identical_methods_have_no_test_rather_than_a_fake_p():
     rows = stats.paired_comparisons({"a": runs, "b": [dict(r) for r in runs]})
     assert all(r.mean == 0 and np.isnan(r.p_wilcoxon) and np.isnan(r.p_ttest_holm) for r in rows)
     cells = stats.paired_rows(rows)
-    assert cells[0][3:] == ["+0.0", "[+0.0, +0.0]", "n/a", "n/a", "n/a"]  # no spread: no d_z, no test
+    # no spread: no d_z, no test
+    assert cells[0][3:] == ["+0.0", "[+0.0, +0.0]", "n/a", "n/a (no non-zero difference)", "not shown"]
 
 
 def test_all_pairs_and_runs_without_a_partner():
@@ -179,26 +186,73 @@ def test_all_pairs_and_runs_without_a_partner():
         stats.paired_comparisons(methods, reference="z")
 
 
-def test_report_md_says_no_power_below_five_pairs_and_gives_p_above(tmp_path):
+@pytest.mark.parametrize("n, family, smallest, testable", [
+    # The numbers of issue 22: exact two-sided Wilcoxon 2/2^n, times 5 after Holm over 5.
+    (5, 1, 0.0625, False), (6, 1, 0.03125, True), (7, 1, 0.015625, True), (8, 1, 0.0078125, True),
+    (5, 5, 0.3125, False), (6, 5, 0.15625, False), (7, 5, 0.078125, False), (8, 5, 0.0390625, True),
+])
+def test_testable_only_when_the_smallest_attainable_holm_p_is_below_alpha(n, family, smallest, testable):
+    assert stats.smallest_wilcoxon_p(n) == pytest.approx(2 / 2 ** n)
+    assert stats.smallest_attainable_p(n, family) == pytest.approx(smallest)
+    assert stats.is_testable(n, family) is testable
+    assert stats.pairs_needed(family) == (6 if family == 1 else 8)
+    # the floor is real: n differences of one sign give exactly that p in scipy's exact test
+    d = np.arange(1, n + 1, dtype=float)
+    assert sps.wilcoxon(d, method="exact").pvalue == pytest.approx(2 / 2 ** n)
+
+
+def test_zero_differences_reduce_n_and_can_make_a_comparison_untestable():
+    # 8 matched runs, but 3 of the differences are exactly 0: Wilcoxon ranks 5, whose smallest p
+    # (2/2^5) is above alpha even alone; 8 non-zero ones would be testable.
+    a = np.linspace(0.5, 0.6, 8)
+    b = a - np.r_[0.1, 0.12, 0.14, 0.16, 0.18, 0, 0, 0]
+    row = stats._with_holm([stats.paired_diff(a, b, first="x", second="y", metric="final_accuracy")])[0]
+    assert (row.n, row.n_nonzero, row.family) == (8, 5, 1) and not row.testable
+    assert row.smallest_p == pytest.approx(0.0625) and row.needed == 6
+    cell = stats.paired_rows([row])[0]
+    assert cell[6] == "not testable (5 of 8 non-zero: p >= 0.062; needs 6)" and cell[7] == "not shown"
+    full = stats._with_holm([stats.paired_diff(a, a - 0.1 - np.arange(8) / 100, first="x", second="y",
+                                               metric="final_accuracy")])[0]
+    assert full.n_nonzero == 8 and full.testable
+
+
+def test_report_md_says_what_is_testable_and_how_many_runs_it_needs(tmp_path):
     from cfer.experiments.report import continual as continual_report
 
-    def section(n):
+    def section(n, *others):
         methods = {"kd_psmr": _method_runs(0.6, n=n, seed=1), "naive": _method_runs(0.3, n=n, seed=2)}
-        return "\n".join(stats.markdown_section(methods, reference="kd_psmr",
-                                                names=continual_report.HEADERS))
+        methods.update({o: _method_runs(0.3, n=n, seed=5 + k) for k, o in enumerate(others)})
+        return "\n".join(stats.markdown_section(methods, reference="kd_psmr"))
 
     few = section(3)
-    assert few.startswith("## kd_psmr vs each baseline") and "too few for a test to have power" in few
-    assert "no power (n = 3 < 5)" in few and not re.search(r"\| (0\.\d{3}|<0\.001) \|", few)
+    assert few.startswith("## kd_psmr vs each baseline") and "**No comparison is testable**" in few
+    assert "needs 6)" in few and "not shown" in few and not re.search(r"\| (0\.\d{3}|<0\.001) \|", few)
+    assert "n counts runs: 3 class orders x 1 fold x 1 seed." in few
+    assert "needs n >= 6" in few  # the notes state the rule with this table's family size
     many = section(6)
-    assert "no power (n" not in many and "too few" not in many and "Holm" in many and "Wilcoxon" in many
+    assert "not testable" not in many and "No comparison" not in many
+    assert "Holm" in many and "Wilcoxon" in many
     rows = stats.paired_comparisons({"kd_psmr": _method_runs(0.6, n=6, seed=1),
                                      "naive": _method_runs(0.3, n=6, seed=2)}, reference="kd_psmr")
     assert f"| {rows[0].p_wilcoxon_holm:.3f} |" in many  # 6 pairs all one way: 2/2^6 = 0.031
+    # Against 5 baselines, 6 and 7 runs are not enough (0.16, 0.078); 8 are.
+    five = ("replay", "lwf", "icarl", "joint")
+    assert "**No comparison is testable**" in section(7, *five) and "needs 8)" in section(7, *five)
+    assert "No comparison" not in section(8, *five)
     # And report.md carries it (the section is part of the continual report).
     results = _results({"kd_psmr": _method_runs(0.6, n=3, seed=1), "naive": _method_runs(0.3, n=3, seed=2)})
     text = continual_report.render_report(results, {"all": []}, tmp_path)
     assert "## kd_psmr vs each baseline" in text and "| kd_psmr - naive | overall acc | 3 |" in text
+
+
+def test_tables_say_what_n_counts_and_warn_when_runs_share_a_seed():
+    orders_only = _method_runs(0.5, n=3, seed=1)  # 3 orders, fold 0, seed 0
+    assert stats.what_n_counts(orders_only) == "3 class orders x 1 fold x 1 seed"
+    warning = stats.shared_seed_warning({"m": orders_only})
+    assert warning and "3 runs of a method share one fold and one seed" in warning
+    seeds = [dict(r, seed=k, order=["awed", "appalled"]) for k, r in enumerate(orders_only)]
+    assert stats.what_n_counts(seeds) == "1 class order x 1 fold x 3 seeds"
+    assert stats.shared_seed_warning({"m": seeds}) is None
 
 
 # --------------------------------------------------------------------------- LaTeX
@@ -216,18 +270,23 @@ def test_latex_table_structure_best_in_bold_and_markers(tmp_path, capsys):
     text, methods = _tex(tmp_path)
     lines = text.splitlines()
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
-    assert text.count(r"\begin{tabular}{lcccc}") == 1 and text.count(r"\end{tabular}") == 1
+    headline = metrics.headline()
+    assert text.count("\\begin{tabular}{l" + "c" * len(headline) + "}") == 1
+    assert text.count(r"\end{tabular}") == 1
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert text.count(rule) == 1
     body = lines[lines.index(r"\midrule") + 1: lines.index(r"\bottomrule")]
     assert [row.split(" & ")[0] for row in body] == ["naive", r"kd\_psmr", "replay"]  # one row a method
     for row in [lines[lines.index(r"\toprule") + 1], *body]:
-        assert row.endswith(r" \\") and row.count(" & ") == 4 and row.count("$") % 2 == 0
+        assert row.endswith(r" \\") and row.count(" & ") == len(headline) and row.count("$") % 2 == 0
         assert row.count("{") == row.count("}")
     cells = {row.split(" & ")[0]: row.removesuffix(r" \\").split(" & ")[1:] for row in body}
-    summary = {m: M.summarize_runs(r) for m, r in methods.items()}
-    for col, metric in enumerate(stats.PAIRED_METRICS):
-        pick = max if stats.HIGHER_IS_BETTER[metric] else min
+    summary = {m: metrics.summarize_runs(r) for m, r in methods.items()}
+    for col, metric in enumerate(headline):
+        if metric == "not_learnt":  # every method learnt everything: all tie at 0, all bold
+            assert all(cells[latex.escape(m)][col] == r"$\mathbf{0.0 \pm 0.0}$" for m in summary)
+            continue
+        pick = max if metrics.get(metric).higher_is_better else min
         best = pick(summary, key=lambda m: summary[m][metric]["mean"])
         for m in summary:
             label = latex.escape(m)
@@ -237,7 +296,8 @@ def test_latex_table_structure_best_in_bold_and_markers(tmp_path, capsys):
     # Markers against kd_psmr: naive is worse on overall accuracy in all 8 runs (Wilcoxon p = 2/2^8,
     # Holm over 2 comparisons: 0.016 < 0.05); the reference itself is never marked.
     rows = stats.paired_comparisons(methods, reference="kd_psmr")
-    for col, metric in enumerate(stats.PAIRED_METRICS):
+    for metric in metrics.paired():
+        col = headline.index(metric)
         for other in ("naive", "replay"):
             r = next(x for x in rows if x.second == other and x.metric == metric)
             assert (latex.MARKER in cells[other][col]) == (r.p_wilcoxon_holm < compare.ALPHA)
@@ -248,7 +308,9 @@ def test_latex_table_structure_best_in_bold_and_markers(tmp_path, capsys):
 
 def test_latex_caption_says_no_test_with_three_runs(tmp_path):
     text, _ = _tex(tmp_path, n=3)
-    assert "No significance test against kd\\_psmr: 3 paired runs" in text and latex.MARKER not in text
+    assert "No significance test against kd\\_psmr: 3 non-zero paired differences" in text
+    assert "over 2 methods needs at least 7" in text and latex.MARKER not in text
+    assert "3 class orders $\\times$ 1 fold $\\times$ 1 seed" in text
 
 
 # --------------------------------------------------------------------------- cfer compare
@@ -260,14 +322,17 @@ def test_compare_text_markdown_csv(tmp_path, capsys):
     md, csv_path = tmp_path / "cmp.md", tmp_path / "cmp.csv"
     assert compare.cli_compare(_args([first, second], out=[str(md), str(csv_path)])) == 0
     printed = capsys.readouterr().out
-    assert "kd_psmr - lwf" in printed and "no power (n = 3 < 5)" in printed
+    assert "kd_psmr - lwf" in printed and "not testable (n = 3: p >= 0.500; needs 7)" in printed
+    assert "n counts runs: 3 class orders x 1 fold x 1 seed" in printed
+    assert "share one fold and one seed" in printed
     table = md.read_text().splitlines()
-    assert table[0].startswith("| run | method | overall acc") and table[2].startswith(f"| {first} | naive |")
+    assert table[0].startswith("| run | method | runs | overall acc")
+    assert table[2].startswith(f"| {first} | naive | 3 |")
     assert "| kd_psmr - naive | overall acc | 3 |" in md.read_text()
     rows = list(csv.DictReader(csv_path.open()))
     assert [(r["run_dir"], r["method"]) for r in rows] == [(first, "naive"), (first, "kd_psmr"),
                                                            (second, "lwf")]
-    want = M.summarize_runs(_method_runs(0.35, n=3, seed=3))["bwt"]
+    want = metrics.summarize_runs(_method_runs(0.35, n=3, seed=3))["bwt"]
     assert float(rows[2]["bwt_mean"]) == pytest.approx(want["mean"]) and rows[2]["bwt_n"] == "3"
     with pytest.raises(ValueError, match=r"--out .*table\.txt: .* \.md .*\.csv or \.tex"):
         compare.cli_compare(_args([first], out=[str(tmp_path / "table.txt")]))
@@ -324,7 +389,7 @@ def test_compare_warns_on_another_environment_and_refuses_an_unknown_schema(tmp_
 def _reference_results() -> dict:
     res = _results({"naive": _method_runs(0.3, n=3, seed=1), "kd_psmr": _method_runs(0.6, n=3, seed=2)},
                    environment={"cpu_model": "Xeon", "device": {"type": "cpu", "cpu_capability": "AVX2"},
-                                "threads": 2, "packages": {"torch": "2.14.1"}}, schema=2)
+                                "threads": 2, "packages": {"torch": "2.14.1"}}, schema=env.SCHEMA_VERSION)
     res["config_digests"] = {"naive": "0123", "kd_psmr": "4567"}
     for block in res["methods"].values():
         for r in block["runs"]:
@@ -353,7 +418,7 @@ def test_quickstart_check_passes_on_the_reference_and_fails_beyond_tolerance(tmp
     summary = _reference_results()["methods"]["kd_psmr"]["summary"]["final_accuracy"]
     tol = 100 * check_quickstart.tolerance("final_accuracy", got=summary, ref=summary)
     se = 100 * (2 * summary["std"] ** 2 / summary["n"]) ** 0.5
-    assert tol == pytest.approx(max(check_quickstart.CROSS_CPU_TOLERANCE["final_accuracy"], 3 * se))
+    assert tol == pytest.approx(max(metrics.get("final_accuracy").cross_cpu_floor, 3 * se))
     assert perturbed(0.01) == 1  # same machine: exact
     assert "kd_psmr.final_accuracy" in capsys.readouterr().err
     assert perturbed(tol - 0.3, cpu="EPYC") == 0  # another CPU model: within tolerance

@@ -3,7 +3,7 @@
 Two methods run on the same (order, fold, seed) see the same stream, split and
 initial seed, so their per-run differences are paired: the tests here are on
 those differences, not on the two samples as if independent. For each metric of
-:data:`PAIRED_METRICS` and each pair of methods:
+:func:`cfer.core.metrics.paired` (the headline percentages) and each pair of methods:
 
 - n, the mean and sample std of the per-run differences (first minus second),
   and the 95% confidence interval of the mean difference (Student t, from
@@ -15,9 +15,19 @@ those differences, not on the two samples as if independent. For each metric of
   comparisons of its family (one metric, one test, every pair of the table)
   with Holm's step-down method (:func:`holm`).
 
-With fewer than :data:`MIN_PAIRED_RUNS` pairs the tests have no power (the
-smallest two-sided Wilcoxon p with 4 pairs is 0.125): the tables say so
-instead of printing a p-value (``powered`` is False).
+A comparison is *testable* only when it can reach significance at all: with n non-zero
+paired differences (Wilcoxon drops the zeros) the smallest two-sided p of the exact
+signed-rank test is 2 / 2^n (every difference of one sign), and Holm over a family of m
+comparisons multiplies the smallest p by m, so the smallest attainable adjusted p is
+min(1, m * 2 / 2^n) (:func:`smallest_attainable_p`). Below alpha the test is shown;
+otherwise the tables say so and how many non-zero pairs it would need (:func:`pairs_needed`):
+with 5 comparisons, n = 5, 6, 7 give 0.31, 0.16, 0.078 and n = 8 gives 0.039. The paired
+t test has no such floor (near-constant differences give any p), but with so few pairs
+its normality cannot be checked, so it is shown only where the Wilcoxon test is testable.
+
+The tables also say what n counts (:func:`what_n_counts`) and warn when runs share a fold
+and a seed (:func:`shared_seed_warning`): such runs start from one basic model, so their
+spread is that of class orders, not of seeds.
 
 Pure numpy and scipy: importable without torch, so reports of a results.json
 run anywhere.
@@ -33,22 +43,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfer.core import metric_definitions as M
+from cfer.core import metrics
 from cfer.experiments.report.tables import markdown_table
 
-#: The metrics compared pair by pair (keys of ``metric_definitions.run_scalars``).
-PAIRED_METRICS: tuple[str, ...] = ("overall_accuracy", "final_accuracy", "basic_accuracy_final",
-                                   "forgetting")
-#: Fewer paired runs than this: the tests are reported as having no power.
-MIN_PAIRED_RUNS = 5
-#: Which direction is better, per metric (True: higher is better).
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "overall_accuracy": True, "final_accuracy": True, "new_class_accuracy": True,
-    "basic_accuracy_final": True, "bwt": True, "forgetting": False, "max_forgetting": False,
-}
+#: Significance level of the tests (Holm-adjusted p) and of the LaTeX markers.
+ALPHA = 0.05
 #: The tests, as named in every table.
 TESTS = {"wilcoxon": "Wilcoxon signed-rank", "ttest": "paired t"}
 CORRECTION = "Holm"
+
+
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p of the exact Wilcoxon signed-rank test (any sign-flip test)
+    over ``n`` non-zero differences: 2 / 2^n, when all have one sign (1 for n = 0)."""
+    return min(1.0, 2.0 / 2.0 ** n) if n > 0 else 1.0
+
+
+def smallest_attainable_p(n: int, family: int) -> float:
+    """The smallest Holm-adjusted p a comparison with ``n`` non-zero paired differences can
+    get in a family of ``family`` comparisons: Holm multiplies the smallest p by the family
+    size, so min(1, family * 2 / 2^n)."""
+    return min(1.0, max(family, 1) * smallest_wilcoxon_p(n))
+
+
+def is_testable(n: int, family: int, *, alpha: float = ALPHA) -> bool:
+    """True when :func:`smallest_attainable_p` is below ``alpha``: a star is possible."""
+    return smallest_attainable_p(n, family) < alpha
+
+
+def pairs_needed(family: int, *, alpha: float = ALPHA) -> int:
+    """The fewest non-zero paired differences that make a comparison testable in a family of
+    ``family`` comparisons."""
+    n = 1
+    while not is_testable(n, family, alpha=alpha):
+        n += 1
+    return n
 
 
 def run_key(run: Mapping) -> tuple:
@@ -64,7 +93,7 @@ def per_run_scalars(runs: Sequence[Mapping]) -> dict[tuple, dict[str, float]]:
         key = run_key(run)
         if key in out:
             raise ValueError(f"two runs with the same order, fold and seed (fold {key[1]}, seed {key[2]})")
-        out[key] = M.run_scalars(run)
+        out[key] = metrics.run_scalars(run)
     return out
 
 
@@ -103,12 +132,24 @@ class PairedDiff:
     effect_size: float  # d_z; NaN when the differences have no spread
     p_wilcoxon: float  # raw two-sided p (NaN when undefined: n < 2 or all differences 0)
     p_ttest: float
+    n_nonzero: int = 0  # the pairs whose difference is not 0 (those Wilcoxon ranks)
     p_wilcoxon_holm: float = math.nan
     p_ttest_holm: float = math.nan
+    family: int = 1  # comparisons in this one's Holm family (one metric, one table)
 
     @property
-    def powered(self) -> bool:
-        return self.n >= MIN_PAIRED_RUNS
+    def smallest_p(self) -> float:
+        """The smallest Holm-adjusted Wilcoxon p this comparison could reach."""
+        return smallest_attainable_p(self.n_nonzero, self.family)
+
+    @property
+    def testable(self) -> bool:
+        return is_testable(self.n_nonzero, self.family)
+
+    @property
+    def needed(self) -> int:
+        """Non-zero paired differences that would make it testable."""
+        return pairs_needed(self.family)
 
 
 def paired_diff(a: Sequence[float], b: Sequence[float], *, first: str, second: str,
@@ -121,7 +162,8 @@ def paired_diff(a: Sequence[float], b: Sequence[float], *, first: str, second: s
     d = a - b
     n = int(d.size)
     nan = math.nan
-    names = {"first": first, "second": second, "metric": metric, "n": n}
+    names = {"first": first, "second": second, "metric": metric, "n": n,
+             "n_nonzero": int(np.count_nonzero(d))}
     if n < 2:
         return PairedDiff(**names, mean=float(d.mean()) if n else nan, std=nan, ci_low=nan, ci_high=nan,
                           effect_size=nan, p_wilcoxon=nan, p_ttest=nan)
@@ -139,10 +181,12 @@ def paired_diff(a: Sequence[float], b: Sequence[float], *, first: str, second: s
 
 
 def paired_comparisons(methods: Mapping[str, Sequence[Mapping]], *, reference: str | None = None,
-                       metrics: Sequence[str] = PAIRED_METRICS) -> list[PairedDiff]:
+                       metric_names: Sequence[str] | None = None) -> list[PairedDiff]:
     """Every pair of ``methods`` ({name: runs}), or ``reference`` against each other method,
     over the runs they share (same order, fold, seed), with Holm-adjusted p-values per metric
-    and test. Ordered by pair, then metric. A pair with no shared runs is left out."""
+    and test; ``metric_names`` default to :func:`cfer.core.metrics.paired`. Ordered by pair,
+    then metric. A pair with no shared runs is left out."""
+    metric_names = metrics.paired() if metric_names is None else metric_names
     if reference is not None and reference not in methods:
         raise ValueError(f"reference method {reference!r} is not among {', '.join(methods)}")
     scalars = {}
@@ -161,7 +205,7 @@ def paired_comparisons(methods: Mapping[str, Sequence[Mapping]], *, reference: s
         shared = [k for k in scalars[x] if k in scalars[y]]
         if not shared:
             continue
-        for metric in metrics:
+        for metric in metric_names:
             rows.append(paired_diff([scalars[x][k][metric] for k in shared],
                                     [scalars[y][k][metric] for k in shared],
                                     first=x, second=y, metric=metric))
@@ -169,14 +213,45 @@ def paired_comparisons(methods: Mapping[str, Sequence[Mapping]], *, reference: s
 
 
 def _with_holm(rows: list[PairedDiff]) -> list[PairedDiff]:
+    """Holm within each metric's family; ``family``: the comparisons Holm counts there (those
+    with a Wilcoxon p: all differences 0 gives none, and no chance of a star either)."""
     adjusted = {}
     for metric in {r.metric for r in rows}:
         family = [i for i, r in enumerate(rows) if r.metric == metric]
+        size = sum(not math.isnan(rows[i].p_wilcoxon) for i in family)
         for i, pw, pt in zip(family, holm([rows[i].p_wilcoxon for i in family]),
                              holm([rows[i].p_ttest for i in family])):
-            adjusted[i] = (pw, pt)
-    return [dataclasses.replace(r, p_wilcoxon_holm=adjusted[i][0], p_ttest_holm=adjusted[i][1])
+            adjusted[i] = (pw, pt, size)
+    return [dataclasses.replace(r, p_wilcoxon_holm=adjusted[i][0], p_ttest_holm=adjusted[i][1],
+                                family=adjusted[i][2])
             for i, r in enumerate(rows)]
+
+
+# --------------------------------------------------------------------------- what n counts
+
+def what_n_counts(runs: Sequence[Mapping]) -> str:
+    """What the runs of a table are: ``"3 class orders x 1 fold x 1 seed"``."""
+    orders = {tuple(r.get("order") or ()) for r in runs}
+    folds = {r.get("fold") for r in runs}
+    seeds = {r.get("seed") for r in runs}
+    word = lambda k, one: f"{k} {one}{'s' if k != 1 else ''}"  # noqa: E731
+    return " x ".join([word(len(orders), "class order"), word(len(folds), "fold"), word(len(seeds), "seed")])
+
+
+def shared_seed_warning(methods: Mapping[str, Sequence[Mapping]]) -> str | None:
+    """A sentence when some method has several runs with the same fold and seed (they differ
+    in class order only): those runs start from one basic model (``runner.share_basic``, or
+    the same seed training the same one), so their spread is class-order variation, not
+    seed-to-seed variation; None otherwise."""
+    shared = 0
+    for runs in methods.values():
+        keys = [(r.get("fold"), r.get("seed")) for r in runs]
+        shared = max(shared, max((keys.count(k) for k in set(keys)), default=0))
+    if shared < 2:
+        return None
+    return (f"up to {shared} runs of a method share one fold and one seed (they differ only in "
+            "class order) and so start from one basic model: the spreads, intervals and tests "
+            "cover class-order variation, not seed-to-seed variation (add protocol.seeds)")
 
 
 # --------------------------------------------------------------------------- presentation
@@ -197,15 +272,20 @@ PAIRED_HEADER = ["comparison", "metric", "n", "mean diff", "95% CI", "d_z",
 
 def paired_rows(rows: Sequence[PairedDiff], *, names: Mapping[str, str] | None = None) -> list[list[str]]:
     """Table cells of :func:`paired_comparisons` rows (differences in percentage points;
-    ``names``: the metrics' column titles). Below :data:`MIN_PAIRED_RUNS` pairs the p-value
-    cells say the test has no power."""
-    names = names or {}
+    ``names``: the metrics' column titles, default the records' headers). A comparison that
+    is not testable shows, instead of p-values, its smallest attainable p and how many non-zero
+    paired differences it would need; the t test is shown only beside a testable Wilcoxon."""
+    names = metrics.headers() if names is None else names
     out = []
     for r in rows:
-        if r.powered:
+        if r.testable:
             pw, pt = _p(r.p_wilcoxon_holm), _p(r.p_ttest_holm)
+        elif r.n_nonzero == 0:
+            pw, pt = "n/a (no non-zero difference)", "not shown"
         else:
-            pw = pt = f"no power (n = {r.n} < {MIN_PAIRED_RUNS})"
+            count = f"n = {r.n_nonzero}" if r.n_nonzero == r.n else f"{r.n_nonzero} of {r.n} non-zero"
+            pw = f"not testable ({count}: p >= {_p(r.smallest_p)}; needs {r.needed})"
+            pt = "not shown"
         ci = "n/a" if not math.isfinite(r.ci_low) else f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]"
         effect = "n/a" if not math.isfinite(r.effect_size) else f"{r.effect_size:+.2f}"
         out.append([f"{r.first} - {r.second}", names.get(r.metric, r.metric), str(r.n), _pct(r.mean), ci,
@@ -213,13 +293,35 @@ def paired_rows(rows: Sequence[PairedDiff], *, names: Mapping[str, str] | None =
     return out
 
 
-PAIRED_NOTES = (
-    f"Differences (first minus second method) in percentage points over runs matched by class "
-    f"order, fold and seed; 95% CI of the mean difference (Student t); d_z = mean / sample std of "
-    f"the differences. p: two-sided {TESTS['wilcoxon']} test (scipy.stats.wilcoxon) and "
-    f"{TESTS['ttest']} test (scipy.stats.ttest_rel), each {CORRECTION}-corrected over the "
-    f"comparisons of one metric. With fewer than {MIN_PAIRED_RUNS} paired runs the tests have no "
-    f"power and no p-value is shown. For forgetting, lower is better.")
+def paired_notes(rows: Sequence[PairedDiff]) -> str:
+    """The notes under a paired table: what is computed, the testable rule with this table's
+    family sizes, and the metrics where lower is better."""
+    families = sorted({r.family for r in rows if r.family > 0})
+    rule = "; ".join(f"with {m} comparison{'s' if m != 1 else ''} a metric needs n >= {pairs_needed(m)}, "
+                     f"{m} x 2 / 2^{pairs_needed(m)} = {m * smallest_wilcoxon_p(pairs_needed(m)):.2g}"
+                     for m in families)
+    lower = [metrics.get(m).header for m in dict.fromkeys(r.metric for r in rows)
+             if not metrics.get(m).higher_is_better]
+    return (f"Differences (first minus second method) in percentage points over runs matched by class "
+            f"order, fold and seed; n: the matched runs; 95% CI of the mean difference (Student t); d_z = "
+            f"mean / sample std of the differences. p: two-sided {TESTS['wilcoxon']} test "
+            f"(scipy.stats.wilcoxon) and {TESTS['ttest']} test (scipy.stats.ttest_rel), each "
+            f"{CORRECTION}-corrected over the comparisons of one metric. A comparison is testable only "
+            f"when its smallest attainable {CORRECTION}-adjusted p is below {ALPHA}: with n non-zero "
+            f"differences the smallest exact two-sided {TESTS['wilcoxon']} p is 2 / 2^n, and {CORRECTION} "
+            f"multiplies the smallest p of a family by its size"
+            + (f" ({rule})" if rule else "") + f"; the {TESTS['ttest']} test, which has no such floor "
+            f"but whose normality cannot be checked on so few pairs, is shown only where the "
+            f"{TESTS['wilcoxon']} test is testable."
+            + (f" Lower is better for {', '.join(lower)}." if lower else ""))
+
+
+def n_lines(methods: Mapping[str, Sequence[Mapping]]) -> list[str]:
+    """What n counts in a table of ``methods``' runs, and the shared-seed warning if any."""
+    runs = [r for rs in methods.values() for r in rs]
+    lines = [f"n counts runs: {what_n_counts(runs)}."]
+    warning = shared_seed_warning(methods)
+    return lines + ([f"Warning: {warning}."] if warning else [])
 
 
 def markdown_section(methods: Mapping[str, Sequence[Mapping]], *, reference: str,
@@ -235,10 +337,15 @@ def markdown_section(methods: Mapping[str, Sequence[Mapping]], *, reference: str
         return lines + [f"Runs cannot be paired: {e}.", ""]
     if not rows:
         return lines + [f"No run of another method shares a class order, fold and seed with {reference}.", ""]
-    n = min(r.n for r in rows)
-    if n < MIN_PAIRED_RUNS:
-        some = " for some comparisons" if any(r.powered for r in rows) else ""
-        lines += [f"**{n} paired runs{some}: too few for a test to have power** (it needs at least "
-                  f"{MIN_PAIRED_RUNS}; add class orders, folds or seeds); differences and their "
-                  "confidence intervals only.", ""]
-    return lines + [markdown_table(PAIRED_HEADER, paired_rows(rows, names=names)), "", PAIRED_NOTES, ""]
+    lines += [" ".join(n_lines(methods)), ""]
+    if not any(r.testable for r in rows):
+        worst = max(rows, key=lambda r: r.needed)
+        lines += [f"**No comparison is testable**: {min(r.n_nonzero for r in rows)} to "
+                  f"{max(r.n_nonzero for r in rows)} non-zero paired differences, and no test can "
+                  f"reach p < {ALPHA} after {CORRECTION}'s correction with fewer than {worst.needed} "
+                  "(add class orders, folds or seeds); differences and their confidence intervals "
+                  "only.", ""]
+    elif not all(r.testable for r in rows):
+        lines += ["Some comparisons are not testable (too few non-zero paired differences): their "
+                  "cells say how many they would need.", ""]
+    return lines + [markdown_table(PAIRED_HEADER, paired_rows(rows, names=names)), "", paired_notes(rows), ""]
