@@ -21,7 +21,7 @@ import numpy as np
 
 from cfer.core import attribution_scores as S
 from cfer.core.atomic import atomic_write_bytes
-from cfer.experiments.report.plots import PlotConfig, slug
+from cfer.experiments.report.figures import PlotConfig, slug
 
 CMAP = "jet"  # the usual Grad-CAM palette (Selvaraju et al. 2017)
 TILE_INCHES = 1.0  # side of one face on the page

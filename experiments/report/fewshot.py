@@ -15,7 +15,7 @@ import numpy as np
 
 from cfer.core.atomic import atomic_write_text
 from cfer.core.metric_definitions import mean_std
-from cfer.experiments.report.plots import PlotConfig, _band, _figure, _percent_axis, _save
+from cfer.experiments.report.figures import PlotConfig, band, figure, percent_axis, percent_colorbar, save
 from cfer.experiments.report.tables import aligned_table, format_cell, image_link, markdown_table
 from cfer.experiments.run.fewshot import FEWSHOT_METRICS, summarize_fewshot
 
@@ -102,13 +102,13 @@ def metrics_vs_shots(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
     shots = sorted(int(n) for n in block["summary"])
     colors = {"new_recall": "tab:orange", "all_accuracy": "tab:green", "basic_accuracy": "tab:blue",
               "harmonic_mean": "black"}
-    fig = _figure(7, 4.6)
+    fig = figure(7, 4.6)
     ax = fig.add_subplot()
     for m, label in FEWSHOT_HEADERS.items():
         stats = [block["summary"][str(n)][m] for n in shots]
         mean = np.array([np.nan if s["mean"] is None else s["mean"] for s in stats])
         std = np.array([0.0 if s["std"] is None else s["std"] for s in stats])
-        _band(ax, shots, mean, std, color=colors[m], label=label,
+        band(ax, shots, mean, std, color=colors[m], label=label,
               lw=2.6 if m == "harmonic_mean" else 1.6, ls="--" if m == "new_recall" else "-")
     basics = [b["basic_accuracy"] for b in block.get("basic_models") or []]
     if basics:
@@ -116,34 +116,34 @@ def metrics_vs_shots(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
                    label="basic acc of the basic model (before the step)")
     ax.set_xticks(shots)
     ax.set_xlabel("training images of the new class (n)")
-    _percent_axis(ax, ylabel="test accuracy")
+    percent_axis(ax, ylabel="test accuracy")
     ax.set_title(f"Few-shot, one new class at a time ({block['method']}, "
                  f"{len(block['records'])} steps)", fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path, cfg)
+    return save(fig, path, cfg)
 
 
 def per_class_heatmap(block: Mapping, path: Path, cfg: PlotConfig) -> Path:
     """Classes x n: new-class recall (the paper's figure) beside the harmonic mean."""
     shots = [int(n) for n in block["summary"]]
     classes = list(dict.fromkeys(r["class"] for r in block["records"]))
-    fig = _figure(3.2 + 1.1 * len(shots), 1.6 + 0.32 * len(classes))
+    fig = figure(3.2 + 1.1 * len(shots), 1.6 + 0.32 * len(classes))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (m, title) in zip(axes, (("new_recall", "new-class recall (paper)"),
                                      ("harmonic_mean", "harmonic mean"))):
-        grid = np.array([[mean_std(r[m] for r in block["records"]
-                                   if r["class"] == c and int(r["shots"]) == n)["mean"] or 0.0
-                          for n in shots] for c in classes])
-        im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        grid = 100 * np.array([[mean_std(r[m] for r in block["records"]
+                                         if r["class"] == c and int(r["shots"]) == n)["mean"] or 0.0
+                                for n in shots] for c in classes])
+        im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")  # percent, as the cells
         for i, j in np.ndindex(grid.shape):
-            ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                    color="black" if grid[i, j] > 0.6 else "white")
+            ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color="black" if grid[i, j] > 60 else "white")
         ax.set_xticks(range(len(shots)), [str(n) for n in shots])
         ax.set_xlabel("n")
         ax.set_title(title, fontsize=9)
     axes[0].set_yticks(range(len(classes)), classes, fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="mean over seeds and folds")
-    return _save(fig, path, cfg)
+    percent_colorbar(fig, im, axes, label="mean over seeds and folds")
+    return save(fig, path, cfg)
 
 
 # --------------------------------------------------------------------------- report

@@ -15,16 +15,16 @@ import numpy as np
 
 from cfer.core.atomic import atomic_write_text
 from cfer.experiments.report import continual as continual_report
-from cfer.experiments.report.plots import (
+from cfer.experiments.report.figures import (
     PlotConfig,
-    _band,
-    _figure,
-    _percent_axis,
-    _save,
-    _stack,
-    _step_axis,
+    band,
+    figure,
     mean_spread,
+    percent_axis,
+    save,
     slug,
+    stack,
+    step_axis,
 )
 from cfer.experiments.report.tables import format_cell, image_link, markdown_table
 from cfer.experiments.run.fscil import FSCIL_METRICS, fscil_summary
@@ -45,25 +45,25 @@ compare_rows = continual_report.compare_rows
 
 def fscil_sessions(method: str, runs: Sequence[Mapping], path: Path, cfg: PlotConfig) -> Path:
     """Base, novel and harmonic-mean accuracy per session, and the session (step) accuracy."""
-    fig = _figure(8, 4.8)
+    fig = figure(8, 4.8)
     ax = fig.add_subplot()
     T = 1
     for key, label, color in (("step_accuracy", "all seen classes", "tab:green"),
                               ("base_accuracy", "base (basic classes)", "tab:blue"),
                               ("novel_accuracy", "novel (compound classes so far)", "tab:orange"),
                               ("harmonic_mean", "harmonic mean of base and novel", "black")):
-        a = _stack([r[key] for r in runs])
+        a = stack([r[key] for r in runs])
         T = max(T, a.shape[1])
         mean, std = mean_spread(a)
-        _band(ax, np.arange(a.shape[1]), mean, std, color=color, label=label)
-    _step_axis(ax, T)
+        band(ax, np.arange(a.shape[1]), mean, std, color=color, label=label)
+    step_axis(ax, T)
     ax.set_xlabel("after session (0 = basic)")
-    _percent_axis(ax, ylabel="test accuracy")
+    percent_axis(ax, ylabel="test accuracy")
     shots = runs[0].get("shots")
     ax.set_title(f"{method}: FSCIL{f', {shots} shots' if shots else ''} "
                  f"(mean over {len(runs)} run(s))", fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path, cfg)
+    return save(fig, path, cfg)
 
 
 def fscil_section(results: Mapping, run_dir: str | Path, plot_config: PlotConfig | None = None) -> str:
