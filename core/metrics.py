@@ -25,9 +25,9 @@ from functools import cached_property
 
 from cfer.core import metric_definitions as D
 
-#: Units: how a value is stored (fractions in [0, 1] for "percent", plain numbers for
-#: "count") and how many of the shown unit one stored unit is.
-SCALE = {"percent": 100.0, "count": 1.0}
+#: Units, and how many of the shown unit one stored unit is: "percent" is stored as a fraction
+#: in [0, 1]; "experiences" (a count of experiences) as itself.
+SCALE = {"percent": 100.0, "experiences": 1.0}
 
 
 class RunView:
@@ -59,7 +59,7 @@ class Metric:
     name: str
     definition: Callable[[RunView], float]  # NaN where undefined
     header: str
-    unit: str  # a key of SCALE
+    unit: str  # a key of SCALE: "percent" or a count ("experiences")
     higher_is_better: bool
     cross_cpu_floor: float  # in the shown unit (percentage points, classes)
     floor_reason: str
@@ -113,7 +113,7 @@ METRICS: tuple[Metric, ...] = (
            False, 6.0, _DIFFERENCES + "; the set of learnt experiences can change too", True,
            "mean over learnt experiences j < T-1 of (accuracy just after learning j - final "
            "accuracy on j)", best_only_if_all_learnt=True, uses_learnt=True),
-    Metric("not_learnt", _learnt_based(D.not_learnt), "not learnt", "count",
+    Metric("not_learnt", _learnt_based(D.not_learnt), "not learnt", "experiences",
            False, 1.0, "an experience near the threshold may fall on the other side in each run",
            True, f"experiences never learnt: accuracy at their own step below "
                  f"{D.LEARNT_CHANCE_MULTIPLE:g} x chance (1 / classes seen then)", uses_learnt=True),

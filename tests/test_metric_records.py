@@ -36,7 +36,7 @@ def test_every_record_is_complete_and_the_headline_leads():
     assert names[: len(metrics.headline())] == metrics.headline()  # the default tables lead with them
     assert {"new_class_recall", "forgetting_all", "max_forgetting", "bwt",
             "basic_accuracy_final"} == set(metrics.others())
-    assert metrics.get("not_learnt").unit == "count" and not metrics.get("forgetting").higher_is_better
+    assert metrics.get("not_learnt").unit == "experiences" and not metrics.get("forgetting").higher_is_better
     with pytest.raises(KeyError, match="no metric 'new_class_accuracy'"):
         metrics.get("new_class_accuracy")
 

@@ -214,9 +214,12 @@ def latex_table(comparison: Comparison, rows: Sequence, *, reference: str | None
     facts = "; ".join(f"{s['data set']}, {s['experiences']} experiences, protocol {s['protocol']}"
                       + ("" if s["phase"] == "continual" else f", phase {s['phase']}")
                       for s in comparison.settings)
-    counted = stats.what_n_counts([run for r in comparison.rows for run in r.runs]).replace("x", "$\\times$")
+    counted = stats.what_n_counts([run for r in comparison.rows for run in r.runs])
+    counted = counted.replace(" x ", " $\\times$ ")
+    units = [f"{latex.escape(h)}: {metrics.get(m).unit}" for m, h in headers.items()
+             if metrics.get(m).unit != "percent"]
     caption = (f"{latex.escape(facts)}. Mean $\\pm$ sample std over n = {n_text} runs ({counted}), "
-               f"in percent (not learnt: experiences); best per column in bold")
+               f"in percent" + (f" ({'; '.join(units)})" if units else "") + "; best per column in bold")
     if any(metrics.get(m).best_only_if_all_learnt for m in headers):
         caption += (", forgetting only among the methods that learnt every experience ("
                     f"{latex.escape(metrics.learnt_rule())})")

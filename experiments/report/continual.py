@@ -34,8 +34,9 @@ def metric_notes(names) -> str:
 
 def units_note(names) -> str:
     """What the cells are: percent (or a count of experiences), mean ± sample std over runs."""
-    counts = [metrics.get(m).header for m in names if metrics.get(m).unit == "count"]
-    return ("Percent" + (f" ({', '.join(counts)}: experiences)" if counts else "")
+    counts = [f"{metrics.get(m).header}: {metrics.get(m).unit}" for m in names
+              if metrics.get(m).unit != "percent"]
+    return ("Percent" + (f" ({'; '.join(counts)})" if counts else "")
             + "; mean ± sample std over runs, (n) where a metric is defined on fewer runs than the row has.")
 
 

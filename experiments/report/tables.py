@@ -12,9 +12,9 @@ from cfer.core import metrics
 def format_cell(stat: Mapping, *, with_n: bool = True, unit: str = "percent") -> str:
     """``{"mean", "std", "n"}`` as ``71.2 ± 3.4 (10)``; ``n/a`` if undefined.
 
-    ``unit`` (:data:`cfer.core.metrics.SCALE`): "percent" shows fractions in percent, "count"
-    shows the value itself (a whole mean without decimals). One value has no spread: it shows
-    no "± 0.0".
+    ``unit`` (:data:`cfer.core.metrics.SCALE`): "percent" shows fractions in percent, a
+    count ("experiences") the value itself (one run's whole count without decimals). One
+    value has no spread: it shows no "± 0.0".
     """
     text = value_text(stat, unit=unit)
     if text is None:
@@ -32,7 +32,8 @@ def value_text(stat: Mapping | None, *, unit: str = "percent", pm: str = " ± ")
     scale = metrics.SCALE[unit]
     value = scale * mean
     single = (stat.get("n") or 0) <= 1
-    text = f"{value:.0f}" if unit == "count" and single and float(value).is_integer() else f"{value:.1f}"
+    whole = unit != "percent" and single and float(value).is_integer()
+    text = f"{value:.0f}" if whole else f"{value:.1f}"
     std = stat.get("std")
     if not single and std is not None and math.isfinite(std):
         text += f"{pm}{scale * std:.1f}"
