@@ -115,8 +115,7 @@ METRICS: tuple[Metric, ...] = (
            "accuracy on j)", best_only_if_all_learnt=True, uses_learnt=True),
     Metric("not_learnt", _learnt_based(D.not_learnt), "not learnt", "experiences",
            False, 1.0, "an experience near the threshold may fall on the other side in each run",
-           True, f"experiences never learnt: accuracy at their own step below "
-                 f"{D.LEARNT_CHANCE_MULTIPLE:g} x chance (1 / classes seen then)", uses_learnt=True),
+           True, "experiences never learnt (of T)", uses_learnt=True),
     Metric("new_class_recall", lambda v: D.new_class_recall(v.R), "new-class recall", "percent",
            True, 6.0, _PER_EXPERIENCE, False,
            "mean over steps i >= 1 of the accuracy on the class just learnt (R[i][i]); 100% for "

@@ -280,6 +280,8 @@ def paired_rows(rows: Sequence[PairedDiff], *, names: Mapping[str, str] | None =
     for r in rows:
         if r.testable:
             pw, pt = _p(r.p_wilcoxon_holm), _p(r.p_ttest_holm)
+        elif r.n == 0:
+            pw = pt = "n/a"  # no run pairs with a value (e.g. a metric these files lack)
         elif r.n_nonzero == 0:
             pw, pt = "n/a (no non-zero difference)", "not shown"
         else:
@@ -340,8 +342,9 @@ def markdown_section(methods: Mapping[str, Sequence[Mapping]], *, reference: str
     lines += [" ".join(n_lines(methods)), ""]
     if not any(r.testable for r in rows):
         worst = max(rows, key=lambda r: r.needed)
-        lines += [f"**No comparison is testable**: {min(r.n_nonzero for r in rows)} to "
-                  f"{max(r.n_nonzero for r in rows)} non-zero paired differences, and no test can "
+        counts = sorted({r.n_nonzero for r in rows if r.n})
+        span = "no" if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        lines += [f"**No comparison is testable**: {span} non-zero paired differences, and no test can "
                   f"reach p < {ALPHA} after {CORRECTION}'s correction with fewer than {worst.needed} "
                   "(add class orders, folds or seeds); differences and their confidence intervals "
                   "only.", ""]
