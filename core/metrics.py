@@ -241,5 +241,5 @@ def best_labels(rows: Sequence[tuple[str, Mapping]], metric: str, *, decimals: i
 def learnt_rule() -> str:
     """The learnt threshold in words, for table notes."""
     return (f"an experience is learnt when its accuracy at its own step reaches "
-            f"{D.LEARNT_CHANCE_MULTIPLE:g} x chance (chance: 1 / the number of classes seen then)")
+            f"{D.LEARNT_CHANCE_MULTIPLE:g} x chance, chance being 1 / the number of classes seen then")
 

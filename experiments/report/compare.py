@@ -221,8 +221,8 @@ def latex_table(comparison: Comparison, rows: Sequence, *, reference: str | None
     caption = (f"{latex.escape(facts)}. Mean $\\pm$ sample std over n = {n_text} runs ({counted}), "
                f"in percent" + (f" ({'; '.join(units)})" if units else "") + "; best per column in bold")
     if any(metrics.get(m).best_only_if_all_learnt for m in headers):
-        caption += (", forgetting only among the methods that learnt every experience ("
-                    f"{latex.escape(metrics.learnt_rule())})")
+        caption += (", forgetting only among the methods that learnt every experience; "
+                    f"{latex.escape(metrics.learnt_rule())}")
     caption += "."
     vs_ref = [r for r in rows if r.first == reference]
     significant = {(r.second, r.metric) for r in vs_ref
@@ -233,11 +233,12 @@ def latex_table(comparison: Comparison, rows: Sequence, *, reference: str | None
                     f"over the methods of a column, p < {ALPHA}).")
     elif vs_ref:
         untestable = [r for r in vs_ref if not r.testable]
+        counted = [r for r in untestable if r.n] or untestable  # not the metrics no run has
         caption += (f" No significance test against {latex.escape(reference)}"
                     + (" for some columns" if len(untestable) < len(vs_ref) else "")
-                    + f": {min(r.n_nonzero for r in untestable)} non-zero paired differences, and "
-                    f"{stats.CORRECTION}'s correction over {max(r.family for r in untestable)} methods "
-                    f"needs at least {max(r.needed for r in untestable)} to reach p < {ALPHA}.")
+                    + f": {min(r.n_nonzero for r in counted)} non-zero paired differences, and "
+                    f"{stats.CORRECTION}'s correction over {max(r.family for r in counted)} methods "
+                    f"needs at least {max(r.needed for r in counted)} to reach p < {ALPHA}.")
         if len(untestable) < len(vs_ref):
             caption += (f" ${latex.MARKER}$: differs from {latex.escape(reference)} where testable "
                         f"({stats.TESTS['wilcoxon']}, {stats.CORRECTION}, p < {ALPHA}).")
