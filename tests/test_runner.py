@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from cfer.core import metrics
 from cfer.core.typed import ConfigError
 from cfer.experiments.cli import main as cfer
 from cfer.experiments.config.load import load_config
@@ -138,11 +139,13 @@ def test_run_writes_the_contracted_outputs(finished_run):
             assert all(0.0 <= a <= 1.0 for a in r["step_accuracy"])
             assert r["train_seconds"] > 0 and r["images_per_second"] > 0
             assert sorted(r["order"]) == ["happily surprised", "sadly angry"]
+            # the new class's F1 over all seen classes' predictions, per step, from the run itself
+            assert r["new_class_f1"][0] is None and all(0.0 <= v <= 1.0 for v in r["new_class_f1"][1:])
         s = block["summary"]
-        for key in ("overall_accuracy", "final_accuracy", "new_class_accuracy", "forgetting",
-                    "max_forgetting", "bwt", "basic_accuracy_final"):
+        assert res["schema_version"] == 3 and list(s) == list(metrics.names())
+        for key in metrics.names():
             assert set(s[key]) == {"mean", "std", "n"}
-        assert s["final_accuracy"]["n"] == 2
+        assert s["final_accuracy"]["n"] == 2 and s["new_class_f1"]["n"] == 2
     # What each PSMR step trained on: the memory plus m drawn new-class images per epoch.
     for r in res["methods"]["kd_psmr"]["runs"]:
         basic_step, step1 = r["memory"][0], r["memory"][1]
