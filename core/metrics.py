@@ -52,7 +52,7 @@ class RunView:
         return D.n_basic_of(self.run)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Metric:
     """Everything about one summary metric (module docstring)."""
 
@@ -61,7 +61,7 @@ class Metric:
     header: str
     unit: str  # a key of SCALE: "percent" or a count ("experiences")
     higher_is_better: bool
-    cross_cpu_floor: float  # in the shown unit (percentage points, classes)
+    cross_cpu_floor: float  # in the shown unit (percentage points, experiences)
     floor_reason: str
     headline: bool
     description: str
@@ -99,41 +99,53 @@ _DIFFERENCES = "differences of per-experience accuracies: about twice the 3.2 po
 
 #: The summary metrics, in table order: the headline metrics first.
 METRICS: tuple[Metric, ...] = (
-    Metric("overall_accuracy", lambda v: D.average_step_accuracy(v.steps), "overall acc", "percent",
-           True, 3.0, "a mean of 16 step accuracies: half the final-step floor", True,
-           "mean over runs of the average step accuracy (the paper's headline figure)"),
-    Metric("final_accuracy", lambda v: D.final_accuracy(v.steps), "final acc", "percent",
-           True, 5.0, "all classes' test images after the last step", True,
-           "step accuracy after the last experience"),
-    Metric("new_class_f1", lambda v: D.new_class_f1(v.run.get("new_class_f1")), "new-class F1",
-           "percent", True, 6.0, _PER_EXPERIENCE, True,
-           "mean over steps i >= 1 of the F1 of experience i's class over the predictions on all "
-           "seen classes' test images after step i"),
-    Metric("forgetting", _learnt_based(D.forgetting_learnt), "forgetting (learnt)", "percent",
-           False, 6.0, _DIFFERENCES + "; the set of learnt experiences can change too", True,
-           "mean over learnt experiences j < T-1 of (accuracy just after learning j - final "
-           "accuracy on j)", best_only_if_all_learnt=True, uses_learnt=True),
-    Metric("not_learnt", _learnt_based(D.not_learnt), "not learnt", "experiences",
-           False, 1.0, "an experience near the threshold may fall on the other side in each run",
-           True, "experiences never learnt (of T)", uses_learnt=True),
-    Metric("new_class_recall", lambda v: D.new_class_recall(v.R), "new-class recall", "percent",
-           True, 6.0, _PER_EXPERIENCE, False,
-           "mean over steps i >= 1 of the accuracy on the class just learnt (R[i][i]); 100% for "
-           "a model that answers the newest class for every image"),
-    Metric("forgetting_all", lambda v: D.forgetting(v.R), "forgetting (all)", "percent",
-           False, 6.0, _DIFFERENCES, False,
-           "forgetting over every earlier experience, learnt or not (Avalanche's definition)",
+    Metric(name="overall_accuracy", definition=lambda v: D.average_step_accuracy(v.steps),
+           header="overall acc", unit="percent", higher_is_better=True, headline=True,
+           cross_cpu_floor=3.0, floor_reason="a mean of 16 step accuracies: half the final-step floor",
+           description="mean over runs of the average step accuracy (the paper's headline figure)"),
+    Metric(name="final_accuracy", definition=lambda v: D.final_accuracy(v.steps),
+           header="final acc", unit="percent", higher_is_better=True, headline=True,
+           cross_cpu_floor=5.0, floor_reason="all classes' test images after the last step",
+           description="step accuracy after the last experience"),
+    Metric(name="new_class_f1", definition=lambda v: D.new_class_f1(v.run.get("new_class_f1")),
+           header="new-class F1", unit="percent", higher_is_better=True, headline=True,
+           cross_cpu_floor=6.0, floor_reason=_PER_EXPERIENCE,
+           description="mean over steps i >= 1 of the F1 of experience i's class over the predictions "
+                       "on all seen classes' test images after step i"),
+    Metric(name="forgetting", definition=_learnt_based(D.forgetting_learnt),
+           header="forgetting (learnt)", unit="percent", higher_is_better=False, headline=True,
+           cross_cpu_floor=6.0, floor_reason=_DIFFERENCES + "; the set of learnt experiences can change too",
+           description="mean over learnt experiences j < T-1 of (accuracy just after learning j - final "
+                       "accuracy on j)",
+           best_only_if_all_learnt=True, uses_learnt=True),
+    Metric(name="not_learnt", definition=_learnt_based(D.not_learnt),
+           header="not learnt", unit="experiences", higher_is_better=False, headline=True,
+           cross_cpu_floor=1.0, floor_reason="an experience near the threshold may fall on the other side "
+                                             "in each run",
+           description="experiences never learnt (of T)", uses_learnt=True),
+    Metric(name="new_class_recall", definition=lambda v: D.new_class_recall(v.R),
+           header="new-class recall", unit="percent", higher_is_better=True, headline=False,
+           cross_cpu_floor=6.0, floor_reason=_PER_EXPERIENCE,
+           description="mean over steps i >= 1 of the accuracy on the class just learnt (R[i][i]); 100% "
+                       "for a model that answers the newest class for every image"),
+    Metric(name="forgetting_all", definition=lambda v: D.forgetting(v.R),
+           header="forgetting (all)", unit="percent", higher_is_better=False, headline=False,
+           cross_cpu_floor=6.0, floor_reason=_DIFFERENCES,
+           description="forgetting over every earlier experience, learnt or not (Avalanche's definition)",
            best_only_if_all_learnt=True),
-    Metric("max_forgetting", lambda v: D.max_forgetting(v.R), "max forgetting", "percent",
-           False, 6.0, _DIFFERENCES, False,
-           "the same from each experience's best accuracy (Chaudhry et al. 2018)",
+    Metric(name="max_forgetting", definition=lambda v: D.max_forgetting(v.R),
+           header="max forgetting", unit="percent", higher_is_better=False, headline=False,
+           cross_cpu_floor=6.0, floor_reason=_DIFFERENCES,
+           description="the same from each experience's best accuracy (Chaudhry et al. 2018)",
            best_only_if_all_learnt=True),
-    Metric("bwt", lambda v: D.bwt(v.R), "BWT", "percent",
-           True, 6.0, _DIFFERENCES, False, "backward transfer: -forgetting (all)",
-           best_only_if_all_learnt=True),
-    Metric("basic_accuracy_final", lambda v: float(v.R[-1, 0]), "basic acc (final)", "percent",
-           True, 6.0, "the measured case (issue 15), about twice over", False,
-           "final accuracy on the basic expressions"),
+    Metric(name="bwt", definition=lambda v: D.bwt(v.R),
+           header="BWT", unit="percent", higher_is_better=True, headline=False,
+           cross_cpu_floor=6.0, floor_reason=_DIFFERENCES,
+           description="backward transfer: -forgetting (all)", best_only_if_all_learnt=True),
+    Metric(name="basic_accuracy_final", definition=lambda v: float(v.R[-1, 0]),
+           header="basic acc (final)", unit="percent", higher_is_better=True, headline=False,
+           cross_cpu_floor=6.0, floor_reason="the measured case (issue 15), about twice over",
+           description="final accuracy on the basic expressions"),
 )
 
 

@@ -44,8 +44,9 @@ def test_every_record_is_complete_and_the_headline_leads():
 # --------------------------------------------------------------------------- adding a metric
 
 LAST_NEW = metrics.Metric(
-    "last_new_recall", lambda v: float(v.R[-1, -1]), "last new recall", "percent", True, 7.0,
-    "one class, after the last step", True, "recall of the last class after the last step")
+    name="last_new_recall", definition=lambda v: float(v.R[-1, -1]), header="last new recall",
+    unit="percent", higher_is_better=True, headline=True, cross_cpu_floor=7.0,
+    floor_reason="one class, after the last step", description="recall of the last class after the last step")
 
 
 def test_a_new_record_flows_into_every_table_statistic_and_check(tmp_path, monkeypatch, capsys):
