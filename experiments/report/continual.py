@@ -44,7 +44,8 @@ def units_note(names) -> str:
 
 def check(results: dict, *, where: str) -> None:
     """Check the ``methods`` block (one-line ValueError naming ``where`` and the key); each
-    method gets a ``summary`` if it lacks one."""
+    method gets a ``summary`` if it lacks one, and the metrics its summary lacks (a metric
+    added after the file was written) computed from its runs."""
     methods = results.get("methods")
     if not isinstance(methods, dict) or not methods:
         raise ValueError(f"{where}: key 'methods' is missing or empty "
@@ -63,6 +64,9 @@ def check(results: dict, *, where: str) -> None:
                 raise ValueError(f"{where}: {at}: {e}") from None
         if not isinstance(entry.get("summary"), dict):
             entry["summary"] = metrics.summarize_runs(runs)
+        if any(key not in entry["summary"] for key in metrics.names()):
+            for key, stat in metrics.summarize_runs(runs).items():
+                entry["summary"].setdefault(key, stat)
         for key in metrics.names():
             stat = entry["summary"].get(key)
             if not (isinstance(stat, dict) and {"mean", "std", "n"} <= stat.keys()):
