@@ -462,3 +462,25 @@ def test_a_stale_docs_block_is_found_and_regenerated(tmp_path, capsys):
     assert "| old |" not in text and "| kd_psmr | " in text and "```latex\n\\begin{table}" in text
     assert plain.read_text() == "# no block here\n"
     assert check_quickstart.main(["--docs", str(readme)]) == 0
+
+
+def test_an_older_reference_leaves_unchecked_only_what_it_cannot_have(tmp_path, capsys):
+    # A schema-2 reference has no per-step new-class F1: a run that has it is checked on every
+    # other metric, and told that F1 went unchecked; a current reference lacking it fails.
+    old = _reference_results()
+    old["schema_version"] = 2
+    for block in old["methods"].values():
+        for r in block["runs"]:
+            del r["new_class_f1"]
+        block["summary"] = metrics.summarize_runs(block["runs"])
+        block["summary"]["new_class_accuracy"] = block["summary"].pop("new_class_recall")
+    ref = _write(tmp_path / "ref", old)
+    run = _write(tmp_path / "run", _reference_results())
+    assert check_quickstart.main([run, "--reference", f"{ref}/results.json"]) == 0
+    out = capsys.readouterr().out
+    assert "note: new_class_f1: not in the reference (schema version 2" in out and "matches" in out
+    current = json.loads(json.dumps(old))
+    current["schema_version"] = env.SCHEMA_VERSION
+    _write(tmp_path / "ref", current)
+    assert check_quickstart.main([run, "--reference", f"{ref}/results.json"]) == 1
+    assert "naive.new_class_f1" in capsys.readouterr().err
