@@ -177,7 +177,7 @@ def test_a_version_2_file_reads_with_the_renamed_metrics(tmp_path):
 
 def test_the_changelog_states_the_schema_change():
     text = (ROOT / "CHANGELOG.md").read_text()
-    unreleased = text.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
+    unreleased = text.split("## [Unreleased]", 1)[1].split("\n## ", 1)[0]
     for word in ("schema_version", "3", "new_class_recall", "new_class_accuracy", "forgetting_all",
                  "new_class_f1", "not_learnt"):
         assert word in unreleased, word
