@@ -18,10 +18,15 @@ into ``results.json`` under ``gradcam`` and into report.md:
   a later step;
 - action units (synthetic faces only, where the generator knows where it drew each unit): the
   share of the map's mass inside the regions of the face's active AUs and the pointing-game
-  hit rate, with their chance level (the regions' area share); for a component's basic map,
-  the regions of that component's AUs.
+  hit rate; for a component's basic map, the regions of that component's AUs. Refused, with a
+  one-line reason (``au_refused``), when the Grad-CAM layer's grid has fewer than
+  :data:`~cfer.core.attribution_scores.MIN_AU_CELLS` cells a side.
 
-The grids (:mod:`cfer.experiments.explain.plots`) go to ``plots/gradcam/``.
+Each score is tested against its empirical nulls (:mod:`cfer.experiments.explain.nulls`: an
+image-independent map, a centred prior, randomised-weights models, shuffled faces, the
+non-component basic maps, a separately trained model), pooled over the faces of all classes,
+under ``tests`` of each method. The grids (:mod:`cfer.experiments.explain.plots`) go to
+``plots/gradcam/``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 
 from cfer.core import attribution_scores as S
 from cfer.core.metric_definitions import mean_std
+from cfer.experiments.explain.nulls import component_masks
 
 log = logging.getLogger(__name__)
 
@@ -120,28 +126,19 @@ def _faces(ctx, record: dict, *, images: int) -> Faces:
 
 # --------------------------------------------------------------------------- scores
 
-def component_masks(masks, component: str) -> np.ndarray:
-    """(K, H, W) bool: the active regions of ``masks`` (a RegionMasks) that hold one of the basic
-    expression ``component``'s AUs (primary or secondary, Du et al. 2014, Table 1)."""
-    from cfer.benchmarks.synthetic_faces.action_units import AU_TABLE
-    from cfer.benchmarks.synthetic_faces.masks import AU_REGIONS
-
-    units = AU_TABLE[component].all
-    mine = np.array([bool(units & set(AU_REGIONS[r])) for r in masks.regions])
-    return (masks.masks & (masks.active & mine)[:, :, None, None]).any(axis=1)
-
-
-def _au_scores(maps: np.ndarray, mask: np.ndarray | None) -> dict:
+def _au_scores(maps: np.ndarray, mask: np.ndarray | None, cells) -> dict:
     if mask is None:
         return {}
     return {"au_share": mean_std(S.mask_share(maps, mask)),
-            "au_pointing": mean_std(S.pointing_hit(maps, mask))}
+            "au_pointing": mean_std(S.pointing_hit(maps, mask, cells=cells))}
 
 
 def class_scores(*, basic: dict[str, np.ndarray], compound: dict[int, np.ndarray], learnt: int,
-                 masks=None, top_mass: float = 0.2) -> dict:
+                 masks=None, cells: tuple[int, int] | None = None, top_mass: float = 0.2) -> dict:
     """The scores of one compound class (module docstring): ``basic`` maps per component
-    (step 0), ``compound`` maps per step (from ``learnt`` on), ``masks`` a RegionMasks or None."""
+    (step 0), ``compound`` maps per step (from ``learnt`` on), ``masks`` a RegionMasks, or None
+    (no ground truth, or region scores refused at this resolution); ``cells`` the Grad-CAM grid
+    (the pointing game points at its cells)."""
     ref = S.union(*basic.values())
     steps = {}
     for s, maps in sorted(compound.items()):
@@ -150,14 +147,11 @@ def class_scores(*, basic: dict[str, np.ndarray], compound: dict[int, np.ndarray
         if s != learnt:
             entry["drift_pearson"] = mean_std(S.pearson(maps, compound[learnt]))
             entry["drift_iou"] = mean_std(S.top_mass_iou(maps, compound[learnt], mass=top_mass))
-        entry.update(_au_scores(maps, None if masks is None else masks.expression_masks()))
+        entry.update(_au_scores(maps, None if masks is None else masks.expression_masks(), cells))
         steps[str(s)] = entry
     out = {"learnt_step": learnt, "components": list(basic), "steps": steps}
     if masks is not None:
-        out["au_chance"] = mean_std(S.area_share(masks.expression_masks()))
-        out["basic"] = {b: {**_au_scores(m, component_masks(masks, b)),
-                            "au_chance": mean_std(S.area_share(component_masks(masks, b)))}
-                        for b, m in basic.items()}
+        out["basic"] = {b: _au_scores(m, component_masks(masks, b), cells) for b, m in basic.items()}
     return out
 
 
@@ -175,27 +169,29 @@ SUMMARY = {
 def summarize(classes: dict[str, dict], *, last: int) -> dict:
     """Mean ± std over compound classes of each class's mean score (``SUMMARY``)."""
     out = {}
+    au = any("basic" in c for c in classes.values())
     for name, (key, when) in SUMMARY.items():
+        if key.startswith("au_") and not au:
+            continue  # no ground truth, or refused at this resolution: no number at all
         vals = []
         for c in classes.values():
             step = str(c["learnt_step"] if when == "learnt" else last)
             vals.append((c["steps"].get(step, {}).get(key) or {}).get("mean"))
         out[name] = mean_std(vals)
-    if any("au_chance" in c for c in classes.values()):
-        out["au_chance"] = mean_std(c["au_chance"]["mean"] for c in classes.values())
+    if any("basic" in c for c in classes.values()):
         out["basic_au_share"] = mean_std(v["au_share"]["mean"] for c in classes.values()
                                          for v in c["basic"].values())
-        out["basic_au_chance"] = mean_std(v["au_chance"]["mean"] for c in classes.values()
-                                          for v in c["basic"].values())
     return out
 
 
 # --------------------------------------------------------------------------- one method
 
 def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str, ...], steps: list[int],
-                   layer: str, device, top_mass: float = 0.2) -> tuple[dict, dict]:
+                   layer: str, device, au: bool = True, cells: tuple[int, int] | None = None,
+                   top_mass: float = 0.2) -> tuple[dict, dict]:
     """(results entry, maps) of one method's run: maps[class] = {"basic": {component: maps},
-    "steps": {step: maps}}, every map (K, H, W)."""
+    "basic_all": {basic class: maps}, "steps": {step: maps}}, every map (K, H, W); region
+    scores only when ``au``."""
     import torch
 
     from cfer.benchmarks.taxonomy import components
@@ -206,7 +202,7 @@ def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str,
     ids = {c: i for i, c in enumerate(class_names)}
     learnt = {c: 1 + order.index(c) for c in order}
     x = {c: normalised_batch(faces.images[c]) for c in order}
-    maps: dict[str, dict] = {c: {"basic": {}, "steps": {}} for c in order}
+    maps: dict[str, dict] = {c: {"basic": {}, "basic_all": {}, "steps": {}} for c in order}
     wanted = sorted(set(steps) | set(learnt.values()) | {n_steps - 1})
     cache: dict[Path, object] = {}  # the model last loaded
 
@@ -218,13 +214,16 @@ def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str,
             cache[path] = load_model(cfg.model, state, device=device, where=str(path))
         return cache[path]
 
-    # One Grad-CAM pass per distinct model: all component maps of the basic model at once, then
-    # per saved step every class learnt by then (an offline method's one model serves every step).
-    pairs = [(c, b) for c in order for b in components(c)]
+    # One Grad-CAM pass per distinct model: the basic model's maps of every basic class (its
+    # components, and the others for the non-component null) at once, then per saved step every
+    # class learnt by then (an offline method's one model serves every step).
+    pairs = [(c, b) for c in order for b in class_names[:len(class_names) - len(order)]]
     out = gradcam(model_at(0), torch.cat([x[c] for c, _ in pairs]),
                   [ids[b] for c, b in pairs for _ in range(len(x[c]))], layer=layer)
     for (c, b), part in zip(pairs, _split(out, [len(x[c]) for c, _ in pairs])):
-        maps[c]["basic"][b] = part
+        maps[c]["basic_all"][b] = part
+    for c in order:
+        maps[c]["basic"] = {b: maps[c]["basic_all"][b] for b in components(c)}
     by_model: dict[Path, list[int]] = {}
     for s in wanted:
         by_model.setdefault(run.paths[s], []).append(s)
@@ -237,7 +236,8 @@ def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str,
                 if learnt[c] <= s:
                     maps[c]["steps"][s] = part
     classes = {c: class_scores(basic=maps[c]["basic"], compound=maps[c]["steps"], learnt=learnt[c],
-                               masks=faces.masks[c], top_mass=top_mass) for c in order}
+                               masks=faces.masks[c] if au else None, cells=cells, top_mass=top_mass)
+               for c in order}
     run_name = f"order{run.record.get('order_index', 0)}_fold{run.record['fold']}_seed{run.record['seed']}"
     entry = {"run": run_name, "order": order, "last_step": n_steps - 1,
              "offline": len(set(run.paths)) == 1,  # one model for every step (joint)
@@ -259,7 +259,8 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
     entry, also written there, with the grids under ``plots/gradcam/`` and report.md redrawn."""
     from cfer.core.atomic import atomic_write_json
     from cfer.experiments.config.load import load_config
-    from cfer.experiments.explain.gradcam import require_captum
+    from cfer.experiments.explain.gradcam import layer_cells, random_models, require_captum
+    from cfer.experiments.explain.nulls import attach_tests
     from cfer.experiments.run.context import RunContext
     from cfer.experiments.run.results_store import phase_of, read_results
     from cfer.experiments.run.sessions import resolve_device
@@ -283,8 +284,15 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
     dev = resolve_device(device or cfg.runner.device)
     ctx = RunContext(cfg, run_dir)
     faces = _faces(ctx, runs[0].record, images=images)
+    size = cfg.benchmark.image_size
+    randoms = random_models(cfg.model, n_classes=len(faces.class_names), device=dev)
+    cells = layer_cells(randoms[0], layer=layer, size=size)
+    synthetic = all(m is not None for m in faces.masks.values())
+    refused = S.au_refusal(cells, size=size) if synthetic else None
     entry = {"layer": layer, "model": cfg.model.name, "images_per_class": images, "top_mass": 0.2,
              "fold": runs[0].record["fold"], "seed": runs[0].record["seed"], "device": str(dev),
+             "image_size": size, "cells": list(cells), "min_au_cells": S.MIN_AU_CELLS,
+             **({"au_refused": refused} if refused else {}),
              "faces": {c: [str(ctx.data().dataset.paths[i]) for i in v] for c, v in faces.indices.items()},
              "methods": {}}
     all_maps = {}
@@ -295,7 +303,12 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
         steps = _steps(step, len(run.paths))
         log.info("Grad-CAM of %s (%d steps)", run.method, len(run.paths))
         entry["methods"][run.method], all_maps[run.method] = explain_method(
-            run, cfg=cfg, faces=faces, class_names=bm_names, steps=steps, layer=layer, device=dev)
+            run, cfg=cfg, faces=faces, class_names=bm_names, steps=steps, layer=layer, device=dev,
+            au=synthetic and not refused, cells=cells)
+    log.info("Grad-CAM nulls: %d randomised-weights models", len(randoms))
+    null_maps = _random_maps(randoms, faces=faces, class_names=faces.class_names, layer=layer)
+    entry["nulls"] = attach_tests(entry, all_maps, null_maps, masks=faces.masks, cells=cells,
+                                  au=synthetic and not refused)
     if plots:
         from cfer.experiments.explain.plots import plot_explain
 
@@ -309,6 +322,29 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
 
         write_report(run_dir)
     return entry
+
+
+def _random_maps(models: list, *, faces: Faces, class_names: tuple[str, ...], layer: str) -> dict:
+    """maps[class] = {"compound": (R, K, H, W), component: (R, K, H, W)}: the randomised-weights
+    models' maps of each compound class and of its components, on its faces (the same for every
+    method: these models know nothing of any run)."""
+    import torch
+
+    from cfer.benchmarks.taxonomy import components
+    from cfer.experiments.explain.gradcam import gradcam, normalised_batch
+
+    ids = {c: i for i, c in enumerate(class_names)}
+    order = list(faces.images)
+    x = {c: normalised_batch(faces.images[c]) for c in order}
+    rows = [(c, t) for c in order for t in (c, *components(c))]
+    sizes = [len(x[c]) for c, _ in rows]
+    batch = torch.cat([x[c] for c, _ in rows])
+    targets = [ids[t] for c, t in rows for _ in range(len(x[c]))]
+    per_model = [_split(gradcam(m, batch, targets, layer=layer), sizes) for m in models]
+    out: dict[str, dict] = {c: {} for c in order}
+    for i, (c, t) in enumerate(rows):
+        out[c]["compound" if t == c else t] = np.stack([parts[i] for parts in per_model])
+    return out
 
 
 def _class_names(ctx, record: dict) -> tuple[str, ...]:

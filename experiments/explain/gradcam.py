@@ -115,6 +115,45 @@ def gradcam(model, images, targets, *, layer: str, batch_size: int = 128) -> np.
     return np.concatenate(out) if out else np.zeros((0, *size), dtype=np.float32)
 
 
+def layer_cells(model, *, layer: str, size: int) -> tuple[int, int]:
+    """(rows, columns) of the map that ``layer`` gives at ``size`` px: Grad-CAM's grid of cells,
+    before it is upsampled to the image (one forward pass of a blank image)."""
+    import torch
+
+    param = next(model.parameters())
+    seen = []
+    hook = target_layer(model, layer).register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[-2:])))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype))
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+#: Seeds of the randomised-weights models: none of them a training seed of the shipped configs
+#: (0, 1, 2), so that no null model starts from a trained model's initial weights.
+RANDOM_SEEDS = (1001, 1002, 1003, 1004, 1005)
+
+
+def random_models(model_cfg, *, n_classes: int, device, seeds=RANDOM_SEEDS) -> list:
+    """Models of ``model_cfg`` with freshly initialised weights, one per seed (the model
+    randomisation test of Adebayo et al., "Sanity checks for saliency maps", NeurIPS 2018):
+    a map that a model without training draws as well says nothing about what training learnt.
+    The global random state is left as it was."""
+    import torch
+
+    from cfer.strategies.models import build_model
+
+    out = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(dataclasses.replace(model_cfg, weights="none"), n_classes=n_classes)
+        out.append(model.float().to(device).eval().requires_grad_(False))
+    return out
+
+
 def normalised_batch(images_uint8):
     """(N, H, W, 3) uint8 -> (N, 3, H, W) fp32 tensor, as the test stream feeds the model
     (:func:`cfer.benchmarks.transforms.eval_transform`)."""
