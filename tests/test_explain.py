@@ -3,6 +3,7 @@ and the command on a tiny finished run."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -55,16 +56,38 @@ def test_a_map_without_mass_has_no_score():
         S.mask_share(np.ones((1, 4, 4)), np.ones((1, 3, 3), dtype=bool))
 
 
+def test_the_sign_flip_test_is_exact_and_says_when_it_cannot_reject():
+    from cfer.experiments.report.gradcam_section import _verdict
+
+    five = S.sign_flip_test([0.3, 0.2, 0.5, 0.1, 0.4], np.zeros(5))
+    assert five["p"] == five["min_p"] == 1 / 32 and five["diff"] == pytest.approx(0.3) and five["above"] == 1
+    # One face below its null (sum 0.7): a sign vector reaches it when the magnitudes it flips
+    # sum to 0.4 or less: {}, {.1}, {.2}, {.3}, {.4}, {.1, .2}, {.1, .3}, 7 of 32.
+    assert S.sign_flip_test([0.3, 0.2, 0.5, 0.1, -0.4], np.zeros(5))["p"] == 7 / 32
+    many = S.sign_flip_test(np.linspace(0.1, 1, 40), np.zeros(40), flips=999)
+    assert many["p"] == many["min_p"] == 1 / 1000
+    flat = S.sign_flip_test(np.ones(30), np.ones(30), flips=999)
+    assert flat["diff"] == 0 and flat["p"] == 1 and flat["above"] == 0.5
+    assert np.isnan(S.sign_flip_test([np.nan], [0.0])["p"] or np.nan)
+    three = S.sign_flip_test([0.3, 0.2, 0.5], np.zeros(3))
+    assert _verdict([three]) == "untestable (n)" and _verdict([five]) == "yes"
+    assert _verdict([five, S.sign_flip_test([0.3, 0.2, 0.5, 0.1, -0.4], np.zeros(5))]) == "no"
+    hits = S.pointing_chance_test([1, 1, 0], [0.5, 0.5, 0.5])
+    assert hits["p"] == 0.5 and hits["min_p"] == 0.125  # P(2 or 3 hits of 3 at 1/2)
+
+
 # --- maps of real models on synthetic faces -------------------------------------------------
 
-CLASSES = ("neutral", "happy", "surprised")  # large, well-separated action units
-PX = 64
+BASIC = ("happy", "surprised", "sad", "angry")  # large, well-separated action units
+COMPOUND = ("happily surprised", "sadly angry")  # each with two of BASIC, and two non-components
+CLASSES = BASIC + COMPOUND
+PX = 64  # the small CNN's Grad-CAM layer: 8x8 cells, the minimum for region scores
 EPOCHS = 10  # measured: 8 epochs on 14 subjects, or 48 px, separate the scores only weakly
 
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
-    """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test masks)."""
+    """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test RegionMasks)."""
     from cfer.benchmarks.cache import load_images
     from cfer.benchmarks.readers.cfee import load_cfee
     from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
@@ -79,9 +102,8 @@ def faces(tmp_path_factory):
     x = normalised_batch(load_images(ds.paths, size=PX, use_cache=False).images)
     y = np.array([CLASSES.index(ds.class_names[lab]) for lab in ds.labels])
     test = np.asarray(ds.subjects) > 12  # subjects 13-16 are held out
-    scored = test & (y != 0)  # neutral faces have no active unit to point at
-    masks = load_region_masks([p for p, s in zip(ds.paths, scored) if s], size=PX).expression_masks()
-    return x[~test], y[~test], x[scored], y[scored], masks
+    masks = load_region_masks([p for p, s in zip(ds.paths, test) if s], size=PX)
+    return x[~test], y[~test], x[test], y[test], masks
 
 
 def _small_cnn(*, seed: int):
@@ -128,19 +150,126 @@ def test_maps_of_a_trained_model_are_finite_varied_and_input_sized(faces, traine
     assert (maps.reshape(len(maps), -1).std(axis=1) > 0).mean() > 0.8
 
 
-def test_the_action_unit_score_separates_a_trained_from_an_untrained_model(faces, trained):
+@functools.cache
+def _random_models() -> tuple:
+    from cfer.experiments.explain.gradcam import random_models
+    from cfer.strategies.models import ModelConfig
+
+    return tuple(random_models(ModelConfig(name="small_cnn"), n_classes=len(CLASSES), device="cpu",
+                               seeds=(1001, 1002, 1003)))
+
+
+def _random_maps(x, y):
+    """(R, N, H, W): the maps of the small CNN with fresh random weights (3 seeds)."""
+    from cfer.experiments.explain.gradcam import gradcam
+    from cfer.strategies.models.registry import gradcam_layer
+
+    return np.stack([gradcam(m, x, y, layer=gradcam_layer("small_cnn")) for m in _random_models()])
+
+
+def test_the_action_unit_score_of_a_trained_model_beats_randomised_weights(faces, trained):
     import torch
 
-    x, y, masks = faces[2], faces[3], faces[4]
+    from cfer.experiments.explain.nulls import run_test
+
+    x, y, masks = faces[2], faces[3], faces[4].expression_masks()
     with torch.no_grad():
-        assert (trained(x).argmax(1).numpy() == y).mean() > 0.5  # it learnt the classes (chance: 1/3)
-    chance = S.area_share(masks).mean()
-    share = {name: np.nanmean(S.mask_share(_maps(m, x, y), masks))
-             for name, m in (("trained", trained), ("untrained", _small_cnn(seed=1)))}
-    hits = np.nanmean(S.pointing_hit(_maps(trained, x, y), masks))
-    assert share["trained"] > 1.5 * chance and share["trained"] > share["untrained"] + 0.12, (share, chance)
-    assert abs(share["untrained"] - chance) < 0.08, (share, chance)
-    assert hits > chance + 0.2
+        assert (trained(x).argmax(1).numpy() == y).mean() > 0.35  # it learnt the classes (chance: 1/6)
+    maps = _maps(trained, x, y)
+    t = run_test("share", maps, masks, groups=y, map_nulls={"random_weights": _random_maps(x, y)})
+    rw = t["nulls"]["random_weights"]
+    assert rw["p"] < 0.05 and rw["diff"] > 0.05, rw  # the model randomisation test (Adebayo et al.)
+    assert len(rw["draws"]) == 3 and max(rw["draws"]) < t["observed"]
+
+
+def _class_maps(model, faces, *, random: bool = True):
+    """ClassMaps of each compound class of ``faces``, the basic maps from the same ``model`` (a
+    model trained on every class at once: an offline method's one model)."""
+    from cfer.benchmarks.taxonomy import components
+    from cfer.experiments.explain.nulls import ClassMaps, component_masks
+
+    x, y, regions = faces[2], faces[3], faces[4]
+    out = {}
+    for c in COMPOUND:
+        sel = np.flatnonzero(y == CLASSES.index(c))
+        k, comps = len(sel), components(c)
+        region = type(regions)(regions.masks[sel], regions.active[sel], regions.regions)
+        out[c] = ClassMaps(
+            components=comps, learnt=1, compound={1: _maps(model, x[sel], [CLASSES.index(c)] * k)},
+            basic={b: _maps(model, x[sel], [CLASSES.index(b)] * k) for b in BASIC},
+            random=_random_maps(x[sel], [CLASSES.index(c)] * k),
+            random_basic={b: _random_maps(x[sel], [CLASSES.index(b)] * k) for b in comps},
+            expression=region.expression_masks(),
+            component_masks={b: component_masks(region, b) for b in comps})
+    return out
+
+
+def test_a_trained_models_overlap_beats_each_of_its_nulls(faces, trained):
+    """The compound map looks where the components' maps look, far more than the maps of two
+    non-component classes, of other faces, of random weights, a mean map or a centred prior."""
+    from cfer.experiments.explain.nulls import method_tests
+
+    tests = method_tests(_class_maps(trained, faces), last=1, offline=True, cells=(8, 8), au=True)
+    assert "drift_pearson_last" not in tests  # one model: nothing can drift
+    r = tests["overlap_pearson_learnt"]
+    assert r["n"] == 16 and set(r["nulls"]) == {"non_component", "shuffled", "mean_map", "centred",
+                                                 "random_weights"}
+    for name, t in r["nulls"].items():
+        assert t["p"] < 0.01 and t["diff"] > 0.2, (name, t)
+    assert set(tests["au_pointing_last"]["nulls"]) >= {"uniform", "shuffled", "random_weights"}
+
+
+def test_an_image_independent_map_scores_as_null(faces, trained):
+    """One map for every face (the mean of the trained maps): no effect against the nulls that
+    are built to catch it (its own leave-one-out mean, other faces' references), although it
+    beats the regions' area share, the null the repository used to call chance."""
+    from cfer.core import attribution_scores as S
+    from cfer.experiments.explain.nulls import leave_one_out_mean, run_test
+
+    x, y, masks = faces[2], faces[3], faces[4].expression_masks()
+    fixed = np.broadcast_to(S.normalise(_maps(trained, x, y)).mean(axis=0), (len(x), PX, PX))
+    refs = S.normalise(_maps(trained, x, y))
+    for score, ref in (("share", masks), ("pointing", masks), ("pearson", refs), ("iou", refs)):
+        t = run_test(score, fixed, ref, groups=y, map_nulls={"mean_map": leave_one_out_mean(fixed),
+                                                             "uniform": np.ones_like(fixed)}, cells=(8, 8))
+        for name in ("mean_map", "shuffled"):
+            assert abs(t["nulls"][name]["diff"]) < 1e-9 and t["nulls"][name]["p"] > 0.3, (score, name, t)
+    share = run_test("share", fixed, masks, groups=y, map_nulls={"uniform": np.ones_like(fixed)})
+    assert share["nulls"]["uniform"]["p"] < 0.05, share
+
+
+def test_region_scores_are_refused_below_8x8_cells():
+    from cfer.core import attribution_scores as S
+    from cfer.experiments.report.gradcam_section import summary_lines
+
+    reason = S.au_refusal((4, 4), size=32)
+    assert "4x4 cells at 32 px" in reason and "8x8 minimum" in reason and "64 px" in reason
+    assert "\n" not in reason and S.au_refusal((8, 8), size=64) is None
+    entry = {"images_per_class": 2, "layer": "l", "au_refused": reason,
+             "methods": {"naive": {"summary": {"overlap_pearson_last": {"mean": 0.3, "std": 0.1, "n": 2}}}}}
+    printed = "\n".join(summary_lines(entry))
+    assert printed.count(reason) == 1 and "AU" not in printed.replace(reason, "")
+
+
+def test_the_pointing_chance_is_the_share_of_cell_centres_in_the_mask():
+    """A Grad-CAM map peaking at a uniformly random cell of its 8x8 grid (upsampled as Captum
+    does) hits a mask exactly as often as the mask holds cell centres, not as its area share."""
+    import torch
+    from captum.attr import LayerAttribution
+
+    from cfer.core import attribution_scores as S
+
+    one_hot = torch.eye(64).reshape(64, 1, 8, 8)  # every cell of the grid once
+    maps = LayerAttribution.interpolate(one_hot, (PX, PX), interpolate_mode="bilinear")[:, 0].numpy()
+    mask = np.zeros((PX, PX), dtype=bool)
+    mask[2:5, :] = True  # a thin band through the first row of cell centres (pixel row 4)
+    mask[29:35, 8:56] = True  # a wider one between two rows of centres (rows 28 and 36)
+    assert S.cell_chance(mask, (8, 8))[0] == 8 / 64
+    assert S.area_share(mask)[0] == pytest.approx(0.117, abs=1e-3)
+    hits = S.pointing_hit(maps, np.broadcast_to(mask, maps.shape), cells=(8, 8))
+    assert hits.mean() == 8 / 64
+    t = S.pointing_chance_test(hits, S.cell_chance(np.broadcast_to(mask, maps.shape), (8, 8)))
+    assert t["diff"] == 0 and 0.4 < t["p"] < 0.7  # exactly at chance: no effect
 
 
 def test_maps_are_fp32_with_autocast_off_whatever_the_training_precision(faces, trained):
@@ -182,7 +311,7 @@ def test_resnets_have_a_registered_layer_with_spatial_maps(name):
 # --- `cfer explain` on a tiny finished run --------------------------------------------------
 
 TINY = [
-    "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=32", "benchmark.n_folds=3",
+    "dataset.subjects=9", "dataset.size=64", "benchmark.image_size=64", "benchmark.n_folds=3",
     "benchmark.compounds=[happily surprised, sadly angry]", "benchmark.augment.rotation=0",
     "training.basic_epochs=1", "training.epochs=1", "training.patience=0", "training.batch_size=16",
     "training.mem_per_class=2", "protocol.orders=1", "strategies.methods=[naive, kd_psmr]",
@@ -230,9 +359,18 @@ def test_run_saves_each_step_and_explain_writes_scores_plots_and_report(explaine
             assert first["overlap_pearson"]["n"] >= 1 and "drift_pearson" not in first
             if learnt < 2:
                 assert c["steps"]["2"]["drift_iou"]["n"] >= 1
-            assert 0 < c["au_chance"]["mean"] < 0.6 and first["au_share"]["n"] >= 1
+            assert first["au_share"]["n"] >= 1 and "au_chance" not in c  # the area share is no chance level
         assert entry["summary"]["au_share_last"]["n"] == 2
-    # naive and kd_psmr share the basic model (runner.share_basic): the same component maps.
+        tests = entry["tests"]
+        # 2 classes x 3 faces (drift: the class learnt first), less any map without mass (1 epoch)
+        assert 4 <= tests["overlap_pearson_learnt"]["n"] <= 6 and 1 <= tests["drift_pearson_last"]["n"] <= 3
+        assert "joint" not in tests["drift_pearson_last"]["nulls"]  # the run has no joint model
+        assert tests["au_pointing_last"]["nulls"]["uniform"]["null"] < 1
+        for t in tests.values():
+            assert 0 <= min(v["p"] for v in t["nulls"].values()) <= 1
+    assert g["cells"] == [8, 8] and "au_refused" not in g
+    assert g["nulls"]["random_seeds"] == [1001, 1002, 1003, 1004, 1005]
+    # naive and kd_psmr start from the same basic model: the same component maps and scores.
     for cls in g["faces"]:
         a, b = (g["methods"][m]["classes"][cls]["basic"] for m in ("naive", "kd_psmr"))
         assert a == b
@@ -241,6 +379,29 @@ def test_run_saves_each_step_and_explain_writes_scores_plots_and_report(explaine
     assert sorted(g["plots"][1:]) == pngs
     report = (out / "report.md").read_text()
     assert "## Grad-CAM" in report and "plots/gradcam_overview.png" in report
+    assert "### Against the nulls" in report and "| overlap r (learnt) | naive |" in report
+
+
+def test_region_scores_are_refused_on_a_coarse_layer_with_one_line(explained_run, tmp_path, capsys):
+    """layer3 after its pooling is 4x4 at 64 px: no action-unit number anywhere, one reason."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(explained_run[1], out)
+    capsys.readouterr()
+    layer = "feature_extractor.backbone.stages.layer3"
+    assert _cfer("explain", str(out), "--method", "naive", "--layer", layer) == 0
+    printed = capsys.readouterr().out
+    g = json.loads((out / "results.json").read_text())["gradcam"]
+    reason = g["au_refused"]
+    assert g["cells"] == [4, 4] and "4x4 cells at 64 px" in reason and "128 px" in reason
+    assert printed.count(reason) == 1 and "AU share" not in printed and "pointing" not in printed
+    entry = g["methods"]["naive"]
+    assert not [k for k in entry["summary"] if "au_" in k] and not [k for k in entry["tests"] if "au_" in k]
+    assert all("basic" not in c and "au_share" not in c["steps"][str(c["learnt_step"])]
+               for c in entry["classes"].values())
+    report = (out / "report.md").read_text()
+    assert report.count(reason) == 1 and "AU share" not in report.split("### Against the nulls")[0]
 
 
 def test_explain_one_method_one_step(explained_run, tmp_path, capsys):
