@@ -270,17 +270,20 @@ FLIPS = 20_000
 EXACT_UP_TO = 16
 
 
-def sign_flip_test(observed, null, *, flips: int = FLIPS, seed: int = 0) -> dict:
+def sign_flip_test(observed, null, *, clusters=None, flips: int = FLIPS, seed: int = 0) -> dict:
     """Effect and one-sided p-value of ``observed`` against ``null``, paired per face.
 
     The differences ``d = observed - null`` (pairs with a NaN left out); ``diff``: their mean,
     the effect in the score's unit; ``above``: the share of faces where the observed score beats
-    the null (ties count half); ``p``: the paired sign-flip permutation p-value of the mean
-    difference, H1 observed > null (exact up to ``EXACT_UP_TO`` faces, else ``flips`` random
-    sign vectors, p = (1 + hits) / (1 + flips)); ``min_p``: the smallest p these faces could give
-    (every difference positive): a test whose ``min_p`` is not below the level cannot reject.
-    Exact under H0 "observed and null are exchangeable within each face"; on 0/1 scores
-    (pointing) it is the exact sign test."""
+    the null (ties count half); ``p``: the paired sign-flip permutation p-value of the summed
+    difference, H1 observed > null. ``clusters`` (one label per face, e.g. the test subject):
+    the signs flip per cluster, on the cluster's summed difference, so that faces that are not
+    independent (one subject's faces of several classes) count as one unit; ``units`` says how
+    many. Exact up to ``EXACT_UP_TO`` units, else ``flips`` random sign vectors with
+    p = (1 + hits) / (1 + flips); ``min_p``: the smallest p these units could give (every unit
+    above its null): a test whose ``min_p`` is not below the level cannot reject. Exact under
+    H0 "observed and null are exchangeable within each unit"; on 0/1 scores (pointing) per face
+    it is the exact sign test."""
     o = np.asarray(observed, dtype=np.float64).ravel()
     z = np.asarray(null, dtype=np.float64).ravel()
     if o.shape != z.shape:
@@ -289,28 +292,41 @@ def sign_flip_test(observed, null, *, flips: int = FLIPS, seed: int = 0) -> dict
     d = o[keep] - z[keep]
     n = int(d.size)
     if n == 0:
-        return {"n": 0, "observed": None, "null": None, "diff": None, "above": None, "p": None, "min_p": None}
-    t = d.sum()
-    if n <= EXACT_UP_TO:
-        signs = 1.0 - 2.0 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
-        p = float((signs @ d >= t - 1e-9).mean())
-        min_p = 0.5 ** int((d != 0).sum())  # all non-zero differences positive
+        return {"n": 0, "units": 0, "observed": None, "null": None, "diff": None, "above": None, "p": None,
+                "min_p": None}
+    if clusters is None:
+        units = d
+    else:
+        labels = np.asarray(clusters).ravel()
+        if labels.size != o.size:
+            raise ValueError(f"sign_flip_test: {labels.size} cluster labels for {o.size} faces")
+        _, which = np.unique(labels[keep], return_inverse=True)
+        units = np.bincount(which, weights=d)
+    k = int(units.size)
+    t = units.sum()
+    nonzero = int((np.abs(units) > 1e-12).sum())
+    if k <= EXACT_UP_TO:
+        signs = 1.0 - 2.0 * ((np.arange(2 ** k)[:, None] >> np.arange(k)) & 1)
+        p = float((signs @ units >= t - 1e-9).mean())
+        min_p = 0.5 ** nonzero
     else:
         rng = np.random.default_rng(seed)
         hits, done = 0, 0
-        while done < flips:  # in blocks: (flips x n) signs at once would be large for many faces
+        while done < flips:  # in blocks: (flips x k) signs at once would be large for many faces
             b = min(2000, flips - done)
-            hits += int(((rng.integers(0, 2, size=(b, n)) * 2 - 1) @ d >= t - 1e-9).sum())
+            hits += int(((rng.integers(0, 2, size=(b, k)) * 2 - 1) @ units >= t - 1e-9).sum())
             done += b
         p = (1 + hits) / (1 + flips)
-        min_p = max(1 / (1 + flips), 0.5 ** int((d != 0).sum()))
-    return {"n": n, "observed": float(o[keep].mean()), "null": float(z[keep].mean()), "diff": float(d.mean()),
-            "above": float(((d > 0).sum() + 0.5 * (d == 0).sum()) / n), "p": float(p), "min_p": float(min_p)}
+        min_p = max(1 / (1 + flips), 0.5 ** nonzero)
+    return {"n": n, "units": k, "observed": float(o[keep].mean()), "null": float(z[keep].mean()),
+            "diff": float(d.mean()), "above": float(((d > 0).sum() + 0.5 * (d == 0).sum()) / n),
+            "p": float(p), "min_p": float(min_p)}
 
 
 def pointing_chance_test(hits, chance) -> dict:
     """The pointing game against its chance level: hits (0/1 per face) against independent
-    Bernoulli(``chance``) draws; ``p`` = P(as many hits or more), the exact Poisson-binomial tail.
+    Bernoulli(``chance``) draws; ``p`` = P(as many hits or more), the exact Poisson-binomial tail
+    (H0, a map that points at a random cell of each face, makes the faces independent).
     Keys as :func:`sign_flip_test`'s (``above``: the share of faces whose hit, 0 or 1, beats its
     chance level)."""
     h = np.asarray(hits, dtype=np.float64).ravel()
@@ -319,12 +335,13 @@ def pointing_chance_test(hits, chance) -> dict:
     h, c = h[keep], np.clip(c[keep], 0.0, 1.0)
     n = int(h.size)
     if n == 0:
-        return {"n": 0, "observed": None, "null": None, "diff": None, "above": None, "p": None, "min_p": None}
+        return {"n": 0, "units": 0, "observed": None, "null": None, "diff": None, "above": None, "p": None,
+                "min_p": None}
     dist = np.ones(1)
     for q in c:  # the distribution of the number of hits, one face at a time
         dist = np.concatenate([dist * (1 - q), [0.0]]) + np.concatenate([[0.0], dist * q])
     k = int(round(h.sum()))
     d = h - c
-    return {"n": n, "observed": float(h.mean()), "null": float(c.mean()), "diff": float(d.mean()),
+    return {"n": n, "units": n, "observed": float(h.mean()), "null": float(c.mean()), "diff": float(d.mean()),
             "above": float(((d > 0).sum() + 0.5 * (d == 0).sum()) / n), "p": float(min(1.0, dist[k:].sum())),
             "min_p": float(dist[-1])}

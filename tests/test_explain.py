@@ -72,6 +72,11 @@ def test_the_sign_flip_test_is_exact_and_says_when_it_cannot_reject():
     three = S.sign_flip_test([0.3, 0.2, 0.5], np.zeros(3))
     assert _verdict([three]) == "untestable (n)" and _verdict([five]) == "yes"
     assert _verdict([five, S.sign_flip_test([0.3, 0.2, 0.5, 0.1, -0.4], np.zeros(5))]) == "no"
+    # Five faces of one subject are one unit: no p below 1/2, whatever the faces say.
+    one = S.sign_flip_test([0.3, 0.2, 0.5, 0.1, 0.4], np.zeros(5), clusters=[7] * 5)
+    assert one["units"] == 1 and one["p"] == one["min_p"] == 0.5 and one["n"] == 5
+    two = S.sign_flip_test([0.3, 0.2, 0.5, 0.1, -0.4], np.zeros(5), clusters=[1, 1, 2, 2, 2])
+    assert two["units"] == 2 and two["p"] == 1 / 4  # unit sums 0.5 and 0.2: both up only
     hits = S.pointing_chance_test([1, 1, 0], [0.5, 0.5, 0.5])
     assert hits["p"] == 0.5 and hits["min_p"] == 0.125  # P(2 or 3 hits of 3 at 1/2)
 
@@ -87,7 +92,8 @@ EPOCHS = 10  # measured: 8 epochs on 14 subjects, or 48 px, separate the scores 
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
-    """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test RegionMasks)."""
+    """Synthetic faces of CLASSES at PX px: (train x, train y, test x, test y, test RegionMasks,
+    test subjects). 12 subjects train, 8 are held out: 8 units for the tests' sign flips."""
     from cfer.benchmarks.cache import load_images
     from cfer.benchmarks.readers.cfee import load_cfee
     from cfer.benchmarks.synthetic_faces.config import SyntheticConfig
@@ -95,15 +101,16 @@ def faces(tmp_path_factory):
     from cfer.benchmarks.synthetic_faces.writer import write_synthetic
     from cfer.experiments.explain.gradcam import normalised_batch
 
-    root = write_synthetic(tmp_path_factory.mktemp("faces") / "set", subjects=16, size=64, seed=0,
+    root = write_synthetic(tmp_path_factory.mktemp("faces") / "set", subjects=20, size=64, seed=0,
                            workers=1, config=SyntheticConfig(images_per_expression=2))
     ds = load_cfee(root, include_neutral=True)
     ds = ds.subset([i for i, lab in enumerate(ds.labels) if ds.class_names[lab] in CLASSES])
     x = normalised_batch(load_images(ds.paths, size=PX, use_cache=False).images)
     y = np.array([CLASSES.index(ds.class_names[lab]) for lab in ds.labels])
-    test = np.asarray(ds.subjects) > 12  # subjects 13-16 are held out
+    subjects = np.asarray(ds.subjects)
+    test = subjects > 12  # subjects 13-20 are held out
     masks = load_region_masks([p for p, s in zip(ds.paths, test) if s], size=PX)
-    return x[~test], y[~test], x[test], y[test], masks
+    return x[~test], y[~test], x[test], y[test], masks, subjects[test]
 
 
 def _small_cnn(*, seed: int):
@@ -176,7 +183,8 @@ def test_the_action_unit_score_of_a_trained_model_beats_randomised_weights(faces
     with torch.no_grad():
         assert (trained(x).argmax(1).numpy() == y).mean() > 0.35  # it learnt the classes (chance: 1/6)
     maps = _maps(trained, x, y)
-    t = run_test("share", maps, masks, groups=y, map_nulls={"random_weights": _random_maps(x, y)})
+    t = run_test("share", maps, masks, groups=y, clusters=faces[5],
+                 map_nulls={"random_weights": _random_maps(x, y)})
     rw = t["nulls"]["random_weights"]
     assert rw["p"] < 0.05 and rw["diff"] > 0.05, rw  # the model randomisation test (Adebayo et al.)
     assert len(rw["draws"]) == 3 and max(rw["draws"]) < t["observed"]
@@ -200,7 +208,7 @@ def _class_maps(model, faces, *, random: bool = True):
             random=_random_maps(x[sel], [CLASSES.index(c)] * k),
             random_basic={b: _random_maps(x[sel], [CLASSES.index(b)] * k) for b in comps},
             expression=region.expression_masks(),
-            component_masks={b: component_masks(region, b) for b in comps})
+            component_masks={b: component_masks(region, b) for b in comps}, subjects=faces[5][sel])
     return out
 
 
@@ -212,8 +220,9 @@ def test_a_trained_models_overlap_beats_each_of_its_nulls(faces, trained):
     tests = method_tests(_class_maps(trained, faces), last=1, offline=True, cells=(8, 8), au=True)
     assert "drift_pearson_last" not in tests  # one model: nothing can drift
     r = tests["overlap_pearson_learnt"]
-    assert r["n"] == 16 and set(r["nulls"]) == {"non_component", "shuffled", "mean_map", "centred",
+    assert r["n"] == 32 and set(r["nulls"]) == {"non_component", "shuffled", "mean_map", "centred",
                                                  "random_weights"}
+    assert {t["units"] for t in r["nulls"].values()} == {8}  # the held-out subjects
     for name, t in r["nulls"].items():
         assert t["p"] < 0.01 and t["diff"] > 0.2, (name, t)
     assert set(tests["au_pointing_last"]["nulls"]) >= {"uniform", "shuffled", "random_weights"}
@@ -230,11 +239,12 @@ def test_an_image_independent_map_scores_as_null(faces, trained):
     fixed = np.broadcast_to(S.normalise(_maps(trained, x, y)).mean(axis=0), (len(x), PX, PX))
     refs = S.normalise(_maps(trained, x, y))
     for score, ref in (("share", masks), ("pointing", masks), ("pearson", refs), ("iou", refs)):
-        t = run_test(score, fixed, ref, groups=y, map_nulls={"mean_map": leave_one_out_mean(fixed),
-                                                             "uniform": np.ones_like(fixed)}, cells=(8, 8))
+        t = run_test(score, fixed, ref, groups=y, clusters=faces[5], cells=(8, 8),
+                     map_nulls={"mean_map": leave_one_out_mean(fixed), "uniform": np.ones_like(fixed)})
         for name in ("mean_map", "shuffled"):
             assert abs(t["nulls"][name]["diff"]) < 1e-9 and t["nulls"][name]["p"] > 0.3, (score, name, t)
-    share = run_test("share", fixed, masks, groups=y, map_nulls={"uniform": np.ones_like(fixed)})
+    share = run_test("share", fixed, masks, groups=y, clusters=faces[5],
+                     map_nulls={"uniform": np.ones_like(fixed)})
     assert share["nulls"]["uniform"]["p"] < 0.05, share
 
 

@@ -52,6 +52,7 @@ class Faces:
     indices: dict[str, np.ndarray]  # compound class -> indices into the data set
     images: dict[str, np.ndarray]  # compound class -> (K, H, W, 3) uint8
     masks: dict[str, object]  # compound class -> RegionMasks (synthetic data) or None
+    subjects: dict[str, np.ndarray]  # compound class -> (K,) the faces' subjects
     class_names: tuple[str, ...]  # class id -> name in the benchmark the faces were drawn from
 
 
@@ -115,13 +116,13 @@ def _faces(ctx, record: dict, *, images: int) -> Faces:
     test = np.asarray(bm.info.split_indices["test"])
     names = np.asarray(ds.class_names)[ds.labels[test]]
     synthetic = ctx.cfg.dataset.kind == "synthetic"
-    idx, ims, masks = {}, {}, {}
+    idx, ims, masks, subjects = {}, {}, {}, {}
     for c in record["order"]:
         chosen = test[names == c][:images]
-        idx[c], ims[c] = chosen, data.images[chosen]
+        idx[c], ims[c], subjects[c] = chosen, data.images[chosen], np.asarray(ds.subjects)[chosen]
         masks[c] = (load_region_masks([ds.paths[i] for i in chosen], size=ctx.cfg.benchmark.image_size)
                     if synthetic else None)
-    return Faces(idx, ims, masks, tuple(bm.info.class_names))
+    return Faces(idx, ims, masks, tuple(bm.info.class_names), subjects)
 
 
 # --------------------------------------------------------------------------- scores
@@ -307,8 +308,8 @@ def explain(run_dir: str | Path, *, methods: list[str] | None = None, step: str 
             au=synthetic and not refused, cells=cells)
     log.info("Grad-CAM nulls: %d randomised-weights models", len(randoms))
     null_maps = _random_maps(randoms, faces=faces, class_names=faces.class_names, layer=layer)
-    entry["nulls"] = attach_tests(entry, all_maps, null_maps, masks=faces.masks, cells=cells,
-                                  au=synthetic and not refused)
+    entry["nulls"] = attach_tests(entry, all_maps, null_maps, masks=faces.masks, subjects=faces.subjects,
+                                  cells=cells, au=synthetic and not refused)
     if plots:
         from cfer.experiments.explain.plots import plot_explain
 

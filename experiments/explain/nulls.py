@@ -21,7 +21,8 @@ learning step; the face's action-unit regions). A null replaces one of the two:
 
 Every test pools the faces of all compound classes (n = classes x faces): the effect is the
 mean paired difference (score - null) and the share of faces above their null; the p-value
-is the paired sign-flip test's, one-sided (:func:`cfer.core.attribution_scores.sign_flip_test`);
+is the paired sign-flip test's, one-sided, its signs flipped per test subject (a subject's faces
+of several classes are not independent; :func:`cfer.core.attribution_scores.sign_flip_test`);
 pointing against its chance level uses the exact Poisson-binomial tail
 (:func:`~cfer.core.attribution_scores.pointing_chance_test`).
 """
@@ -44,7 +45,8 @@ class ClassMaps:
     model knows -> its map; ``random``: (R, K, H, W) the randomised-weights models' maps of the
     class, ``random_basic``: the same for each component; ``joint``: a separately trained
     model's map of the class (or None); ``expression``: the faces' active action-unit regions,
-    ``component_masks``: the regions of each component's units (None: no ground truth)."""
+    ``component_masks``: the regions of each component's units (None: no ground truth);
+    ``subjects``: who each face is (faces of one subject count as one unit in the tests)."""
 
     components: tuple[str, str]
     learnt: int
@@ -55,6 +57,7 @@ class ClassMaps:
     joint: np.ndarray | None = None
     expression: np.ndarray | None = None
     component_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    subjects: np.ndarray | None = None  # (K,) each face's subject: the unit the signs flip for
 
 
 #: Summary key -> (score family, similarity or region score, the step it is read at).
@@ -105,7 +108,7 @@ def leave_one_out_mean(maps: np.ndarray) -> np.ndarray:
         return np.where(count[:, None, None] > 0, (p.sum(axis=0) - p) / count[:, None, None], np.nan)
 
 
-def run_test(score: str, maps: np.ndarray, refs: np.ndarray, *, groups: np.ndarray,
+def run_test(score: str, maps: np.ndarray, refs: np.ndarray, *, groups: np.ndarray, clusters=None,
              map_nulls: dict[str, np.ndarray], ref_nulls: dict[str, np.ndarray] | None = None,
              chance: np.ndarray | None = None, cells: tuple[int, int] | None = None, top_mass: float = 0.2,
              seed: int = 0) -> dict:
@@ -116,7 +119,8 @@ def run_test(score: str, maps: np.ndarray, refs: np.ndarray, *, groups: np.ndarr
     are averaged per face (their per-draw means are kept as ``draws``); ``ref_nulls``: name ->
     (P, N, H, W) references that replace ``refs``, averaged per face; the shuffled null always;
     ``chance``: (N,) the pointing game's chance level per face; ``cells``: the grid the maps were
-    upsampled from (pointing: the cell the map points at). ``groups``: each face's class."""
+    upsampled from (pointing: the cell the map points at). ``groups``: each face's class;
+    ``clusters``: each face's subject (None: every face its own unit)."""
     paired = _paired(score, top_mass=top_mass, cells=cells)
     matrix = _matrix(score, top_mass=top_mass, cells=cells)
     observed = paired(maps, refs)
@@ -136,7 +140,7 @@ def run_test(score: str, maps: np.ndarray, refs: np.ndarray, *, groups: np.ndarr
             test = S.pointing_chance_test(observed, chance)
         elif name in nulls:
             values, draws = nulls[name]
-            test = S.sign_flip_test(observed, values, seed=seed)
+            test = S.sign_flip_test(observed, values, clusters=clusters, seed=seed)
             if draws is not None:
                 test["draws"] = draws
         else:
@@ -180,7 +184,7 @@ def method_tests(classes: dict[str, ClassMaps], *, last: int, offline: bool, cel
         rows = _rows(classes, names, family=family, when=when, last=last)
         if rows is None:
             continue
-        maps, refs, groups, random, ref_nulls, extra = rows
+        maps, refs, groups, clusters, random, ref_nulls, extra = rows
         map_nulls = _model_nulls(maps, random, extra=extra)
         chance = None
         if family in ("au", "basic_au"):
@@ -188,16 +192,17 @@ def method_tests(classes: dict[str, ClassMaps], *, last: int, offline: bool, cel
                 map_nulls["uniform"] = np.ones_like(maps)
             else:
                 chance = S.cell_chance(refs, cells)
-        out[key] = run_test(score, maps, refs, groups=groups, map_nulls=map_nulls, ref_nulls=ref_nulls,
-                            chance=chance, cells=cells, top_mass=top_mass)
+        out[key] = run_test(score, maps, refs, groups=groups, clusters=clusters, map_nulls=map_nulls,
+                            ref_nulls=ref_nulls, chance=chance, cells=cells, top_mass=top_mass)
     return out
 
 
 def _rows(classes: dict[str, ClassMaps], names: list[str], *, family: str, when: str, last: int):
     """The faces of every class stacked for one score family: (maps under test, references, each
-    face's class, randomised-weights maps (R, N, H, W), reference nulls, further map nulls);
-    None when no class has the score (drift of a single class learnt last)."""
-    maps, refs, groups, random, non_comp, joint = [], [], [], [], [], []
+    face's class, each face's subject or None, randomised-weights maps (R, N, H, W), reference
+    nulls, further map nulls); None when no class has the score (drift of a single class learnt
+    last)."""
+    maps, refs, groups, subjects, random, non_comp, joint = [], [], [], [], [], [], []
     for g, c in enumerate(names):
         m = classes[c]
         step = m.learnt if when == "learnt" else last
@@ -207,12 +212,14 @@ def _rows(classes: dict[str, ClassMaps], names: list[str], *, family: str, when:
                 refs.append(m.component_masks[b])
                 random.append(m.random_basic[b])
                 groups.append(np.full(len(m.basic[b]), g))
+                subjects.append(m.subjects)
             continue
         if family == "drift" and m.learnt == last:
             continue
         maps.append(m.compound[step])
         random.append(m.random)
         groups.append(np.full(len(m.compound[step]), g))
+        subjects.append(m.subjects)
         if family == "overlap":
             refs.append(S.union(*(m.basic[b] for b in m.components)))
             pairs = list(combinations([b for b in m.basic if b not in m.components], 2))
@@ -228,7 +235,8 @@ def _rows(classes: dict[str, ClassMaps], names: list[str], *, family: str, when:
     has_pairs = family == "overlap" and all(x is not None for x in non_comp)
     ref_nulls = {"non_component": _stack(non_comp, axis=1)} if has_pairs else None
     extra = {"joint": _stack(joint)} if family == "drift" and all(j is not None for j in joint) else None
-    return _stack(maps), _stack(refs), _stack(groups), _stack(random, axis=1), ref_nulls, extra
+    clusters = None if any(x is None for x in subjects) else _stack(subjects)
+    return _stack(maps), _stack(refs), _stack(groups), clusters, _stack(random, axis=1), ref_nulls, extra
 
 
 # --------------------------------------------------------------------------- a run's methods
@@ -244,12 +252,13 @@ def component_masks(masks, component: str) -> np.ndarray:
     return (masks.masks & (masks.active & mine)[:, :, None, None]).any(axis=1)
 
 
-def attach_tests(entry: dict, all_maps: dict, null_maps: dict, *, masks: dict, cells: tuple[int, int],
-                 au: bool) -> dict:
+def attach_tests(entry: dict, all_maps: dict, null_maps: dict, *, masks: dict, subjects: dict,
+                 cells: tuple[int, int], au: bool) -> dict:
     """Each method's scores of ``cfer explain`` against their nulls, into
     ``entry["methods"][m]["tests"]``: ``all_maps`` as :func:`~cfer.experiments.explain.explain.
     explain_method` returns them per method, ``null_maps`` the randomised-weights maps per class,
-    ``masks`` a RegionMasks (or None) per class. Returns what the nulls were made of. The first
+    ``masks`` a RegionMasks (or None) and ``subjects`` the faces' subjects per class. Returns what
+    the nulls were made of. The first
     offline method of the run (joint) is the separately trained model of the drift null."""
     from cfer.experiments.explain.gradcam import RANDOM_SEEDS
 
@@ -268,7 +277,8 @@ def attach_tests(entry: dict, all_maps: dict, null_maps: dict, *, masks: dict, c
                 joint=None if joint in (None, m) else all_maps[joint][c]["steps"][joint_last],
                 expression=None if region is None else region.expression_masks(),
                 component_masks={} if region is None else {b: component_masks(region, b)
-                                                            for b in info["components"]})
+                                                            for b in info["components"]},
+                subjects=np.asarray(subjects[c]))
         e["tests"] = method_tests(classes, last=e["last_step"], offline=bool(e.get("offline")), cells=cells,
                                   au=au, top_mass=entry["top_mass"])
     return {"random_seeds": list(RANDOM_SEEDS), "centred_sigma": S.CENTRED_SIGMA, "joint_model": joint,

@@ -66,9 +66,10 @@ cell holding its maximum). *basic AU share*: the basic model's map for a compone
 component's active regions."""
 
 TEST_NOTES = """\
-Each score against its empirical nulls, pooled over the faces of every compound class (n faces):
-the score (x 100), then per null its mean and the one-sided p-value of the paired sign-flip test
-over faces that the score beats it; the effect is the score minus the null. *non-component*: the
+Each score against its empirical nulls, pooled over the faces of every compound class: the
+score (x 100), then per null its mean and the one-sided p-value that the score beats it, from the
+paired sign-flip test whose signs flip per test subject (a subject's faces of several classes are
+not independent); the effect is the score minus the null. *non-component*: the
 compound map against the union of the basic maps of two basic classes that are not its
 components (all such pairs); *shuffled faces*: against the references (component maps, map after
 learning{regions}) of faces of the other classes; *mean map*: an image-independent map, the mean
@@ -121,14 +122,17 @@ def null_rows(entry: Mapping) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the scores against their nulls: a row per tested score and method."""
     tests = {m: info.get("tests") or {} for m, info in entry["methods"].items()}
     nulls = [n for n in NULLS if any(n in t.get("nulls", {}) for mt in tests.values() for t in mt.values())]
-    header = ["score", "method", "n", "score x 100"] + [NULLS[n] for n in nulls] + [f"beats all (p<{ALPHA})"]
+    header = (["score", "method", "faces (subjects)", "score x 100"] + [NULLS[n] for n in nulls]
+              + [f"beats all (p<{ALPHA})"])
     rows = []
     for key, label in TESTS.items():
         for m, mt in tests.items():
             t = mt.get(key)
             if not t or t.get("observed") is None:
                 continue
-            rows.append([label, m, str(t["n"]), f"{100 * t['observed']:.1f}"]
+            units = min((v.get("units") or t["n"] for v in t["nulls"].values()), default=t["n"])
+            n = str(t["n"]) if units == t["n"] else f"{t['n']} ({units})"
+            rows.append([label, m, n, f"{100 * t['observed']:.1f}"]
                         + [_null_cell(t["nulls"].get(n)) for n in nulls] + [_verdict(t["nulls"].values())])
     return header, rows
 
