@@ -122,7 +122,8 @@ def _faces(ctx, record: dict, *, images: int) -> Faces:
         idx[c], ims[c], subjects[c] = chosen, data.images[chosen], np.asarray(ds.subjects)[chosen]
         masks[c] = (load_region_masks([ds.paths[i] for i in chosen], size=ctx.cfg.benchmark.image_size)
                     if synthetic else None)
-    return Faces(idx, ims, masks, tuple(bm.info.class_names), subjects)
+    return Faces(indices=idx, images=ims, masks=masks, subjects=subjects,
+                 class_names=tuple(bm.info.class_names))
 
 
 # --------------------------------------------------------------------------- scores
