@@ -20,6 +20,7 @@ and a validation framework for ~200 lines is not worth the dependency.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
 
 import yaml
+
+from cfer.core import safe_yaml
 
 
 class ConfigError(ValueError):
@@ -92,21 +95,14 @@ class Checked:
 
 # --------------------------------------------------------------------------- YAML
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading ``1e-4`` and ``1E5`` (no dot) as floats, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-
 #: A number written as text: what a float setting accepts as a string ("1e-4", "0.5", "3").
 _NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 
 
-def load_yaml(text: str):
-    """``text`` parsed as YAML (safe), with YAML 1.2 floats (``1e-4`` is a float)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+def load_yaml(text: str, *, where: str = "YAML"):
+    """``text`` parsed as YAML (safe, within :mod:`cfer.core.safe_yaml`'s size and alias
+    budget), with YAML 1.2 floats (``1e-4`` is a float)."""
+    return safe_yaml.load(text, where=where)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -115,7 +111,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file does not exist")
     try:
-        data = load_yaml(path.read_text()) or {}
+        data = safe_yaml.load_file(path) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark else ""
@@ -128,7 +124,7 @@ def read_yaml(path: str | Path) -> dict:
 def parse_value(raw: str, *, what: str):
     """One value written on the command line, parsed as YAML (``""`` for an empty one)."""
     try:
-        return load_yaml(raw) if raw.strip() else ""
+        return load_yaml(raw, where=what) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"{what}: value is not valid YAML ({getattr(e, 'problem', e)})") from None
 
@@ -219,6 +215,8 @@ def _coerce(value: Any, tp, key: str, where: str):
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail()
+        if not math.isfinite(value):  # .inf / .nan: a learning rate of inf trains on NaN losses
+            fail(" (a finite number)")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

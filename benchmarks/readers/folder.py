@@ -124,14 +124,14 @@ def parse_folder_spec(spec: str | Path | Mapping[str, Any]) -> FolderSpec:
     if isinstance(spec, (str, Path)):
         import yaml
 
-        from cfer.core.typed import load_yaml
+        from cfer.core import safe_yaml
 
         path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: folder spec file does not exist")
         where = str(path)
         try:
-            spec = load_yaml(path.read_text(encoding="utf-8"))
+            spec = safe_yaml.load_file(path)  # with a size and alias budget
         except yaml.YAMLError as e:
             raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(spec, Mapping):
