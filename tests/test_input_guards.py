@@ -107,7 +107,7 @@ def test_resume_refuses_overrides_that_change_results(finished, capsys):
 
 def test_resume_allows_and_records_harmless_keys(finished, capsys):
     out, _ = finished
-    stale = out / ".results.json.killed.tmp"  # what a SIGKILL during a write leaves
+    stale = out / ".results.json.killed.cfer.tmp"  # what a SIGKILL during a write leaves
     stale.write_text("{")
     assert cfer(["run", "--resume", str(out), *sets("runner.progress=true", "output.plots=false")]) == 0
     printed = capsys.readouterr().out
