@@ -24,6 +24,20 @@ from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.registry import StrategyEntry, available, define, entry
 from cfer.strategies.training import TrainingConfig
 
+#: The largest image side a config may ask for (model input, synthetic faces): 1024 px is
+#: four times the paper's 224; a larger one is a typo that would allocate terabytes.
+MAX_IMAGE_SIZE = 1024
+#: Seeds are 32-bit: numpy's and torch's seeding (Avalanche's RNGManager) take 0..2**32-1.
+MAX_SEED = 2**32 - 1
+#: The most class orders a config may ask for (the paper uses 10).
+MAX_ORDERS = 1000
+
+
+def check_seed(value: int, *, key: str, where: str) -> None:
+    """A seed in 0..:data:`MAX_SEED` (one-line ConfigError naming ``key`` otherwise)."""
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{where}: key '{key}': seeds must be in 0..{MAX_SEED}, got {value}")
+
 
 @dataclass(frozen=True)
 class DatasetConfig:
@@ -51,6 +65,9 @@ class DatasetConfig:
         if self.kind == "rafce" and not self.rafdb_root:
             raise ConfigError(f"{where}: key 'dataset.rafdb_root' is required for dataset.kind=rafce "
                               "(RAF-CE has no basic classes; they come from RAF-DB basic)")
+        if self.size > MAX_IMAGE_SIZE:
+            raise ConfigError(f"{where}: key 'dataset.size' must be <= {MAX_IMAGE_SIZE}, got {self.size}")
+        check_seed(self.seed, key="dataset.seed", where=where)
 
 
 @dataclass(frozen=True)
@@ -66,8 +83,9 @@ class BenchmarkConfig:
     partial_taxonomy: bool = False
 
     def validate(self, *, where: str) -> None:
-        if self.image_size < 16:
-            raise ConfigError(f"{where}: key 'benchmark.image_size' must be >= 16, got {self.image_size}")
+        if not 16 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"{where}: key 'benchmark.image_size' must be in 16..{MAX_IMAGE_SIZE}, "
+                              f"got {self.image_size}")
 
 
 @dataclass(frozen=True)
@@ -111,8 +129,17 @@ class ProtocolConfig:
     def validate(self, *, where: str) -> None:
         if self.orders < 1 and not self.class_orders:
             raise ConfigError(f"{where}: key 'protocol.orders' must be >= 1")
+        if self.orders > MAX_ORDERS:
+            raise ConfigError(f"{where}: key 'protocol.orders' must be <= {MAX_ORDERS}, got {self.orders}")
         if not self.folds or not self.seeds:
             raise ConfigError(f"{where}: keys 'protocol.folds' and 'protocol.seeds' must not be empty")
+        for seed in self.seeds:
+            check_seed(seed, key="protocol.seeds", where=where)
+        orders = [tuple(o) for o in self.class_orders or []]
+        twice = sorted({k for k, o in enumerate(orders) if o in orders[:k]})
+        if twice:  # the same order twice would count one run as two independent ones
+            raise ConfigError(f"{where}: key 'protocol.class_orders[{twice[0]}]' repeats an earlier order; "
+                              "each order must be distinct")
 
 
 @dataclass(frozen=True)
@@ -131,6 +158,9 @@ class FewShotConfig:
     def validate(self, *, where: str) -> None:
         if not self.shots or any(n < 1 for n in self.shots):
             raise ConfigError(f"{where}: key 'fewshot.shots' must be a non-empty list of integers >= 1")
+        if len(set(self.shots)) != len(self.shots):
+            raise ConfigError(f"{where}: key 'fewshot.shots': {self.shots} repeats a value (the steps "
+                              "would be the same)")
         if self.fscil_shots < 1:
             raise ConfigError(f"{where}: key 'fewshot.fscil_shots' must be >= 1")
 
@@ -233,6 +263,16 @@ class SweepConfig:
                                   f"not {key.split('.')[0]}.*")
 
 
+def check_name(name: str, *, where: str) -> None:
+    """``name`` names the run directory ``runs/<name>``: one plain path component, so that the
+    run stays inside ``runs/`` (``output.dir`` puts a run anywhere)."""
+    bad = (not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0")
+           or any(ord(c) < 32 for c in name))
+    if bad:
+        raise ConfigError(f"{where}: key 'name': {name!r} is not a plain folder name (no '/', '\\', '..', "
+                          "not empty); set output.dir to put the run somewhere else")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "quickstart"  # the run's name: runs/<name>/ unless output.dir (default: the file's name)
@@ -253,8 +293,13 @@ class ExperimentConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def validate(self, *, where: str) -> None:
+        check_name(self.name, where=where)
         defined = {m: self._defined(m, where=where) for m in self.strategies.define}
         known = [*available(), *defined]
+        methods = self.strategies.methods
+        if len(set(methods)) != len(methods):
+            raise ConfigError(f"{where}: key 'strategies.methods': {methods} names a method twice (its runs "
+                              "would be counted twice)")
         for m in self.strategies.methods:
             if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.methods': unknown strategy {m!r} "

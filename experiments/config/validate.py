@@ -148,6 +148,19 @@ def _classes(cfg, where: str) -> None:
             _fail(where, key, f"must be a permutation of benchmark.compounds {list(chosen)}")
     if cfg.fewshot.classes is not None:
         _known_compounds("fewshot.classes", cfg.fewshot.classes, where)
+    if chosen and not cfg.protocol.class_orders:
+        check_orders(cfg.protocol.orders, n_classes=len(chosen), where=where)
+
+
+def check_orders(orders: int, *, n_classes: int, where: str) -> None:
+    """``protocol.orders`` seeded orders must be distinct: refuse more than the ``n_classes!``
+    orders that exist (repeated orders would be counted as independent runs)."""
+    import math
+
+    if n_classes <= 10 and orders > math.factorial(n_classes):  # 10! is far above the orders allowed
+        _fail(where, "protocol.orders", f"{orders} class orders asked for, but {n_classes} compound "
+              f"class(es) have only {math.factorial(n_classes)} distinct orders; set protocol.orders to "
+              "at most that")
 
 
 # --------------------------------------------------------------------------- the data's taxonomy
