@@ -40,20 +40,57 @@ class DecodedImages:
     cache_file: Path | None
 
 
+#: Pillow modes whose pixels are 8 bits a channel (or fewer): ``convert("RGB")`` is exact.
+EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"})
+
+
+class UnreadableImage(ValueError):
+    """An image whose pixels cannot be turned into 8-bit RGB without guessing."""
+
+
+def _eight_bit(im):
+    """``im`` as an 8-bit Pillow image. 16-bit greyscale (``I;16*``: 16-bit PNG and TIFF) is
+    scaled by 255/65535; Pillow's own ``convert`` would clip it to white. 32-bit integer
+    (``I``) and float (``F``) pixels have no known range and are refused."""
+    from PIL import Image
+
+    if im.mode in EIGHT_BIT_MODES:
+        return im
+    if im.mode.startswith("I;16"):
+        wide = np.asarray(im).astype(np.uint32)
+        return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    kind = {"I": "32-bit integer", "F": "floating-point"}.get(im.mode, "unsupported")
+    raise UnreadableImage(f"mode {im.mode} ({kind} pixels of unknown range); save it as 8- or 16-bit")
+
+
 def _decode(path: Path, size: int) -> np.ndarray:
     from PIL import Image, ImageOps  # Pillow is imported only when decoding
 
     with Image.open(path) as im:
         im.load()
-        im = ImageOps.exif_transpose(im).convert("RGB")
+        im = _eight_bit(ImageOps.exif_transpose(im)).convert("RGB")
         # Face crops are square; non-square images are centre-cropped to square.
         im = ImageOps.fit(im, (size, size), method=Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
 
+def check_memory(n: int, size: int) -> None:
+    """Refuse (one line) a decoded array of ``n`` images of ``size`` px that this machine's
+    available memory cannot hold, before allocating it (numpy would fail with a traceback,
+    or the kernel kill the process, only once pages are touched)."""
+    need = n * size * size * 3
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX: numpy's own MemoryError then
+        return
+    if need > free:
+        raise ValueError(f"decoding {n} images at {size} px needs {need / 2**30:.1f} GiB of memory, "
+                         f"more than the {free / 2**30:.1f} GiB available; lower benchmark.image_size")
+
+
 def cache_key(paths: Sequence[Path], size: int) -> str:
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"v1|{size}|".encode())
+    h.update(f"v2|{size}|".encode())  # v2: 16-bit images scaled, not clipped
     for p in paths:
         st = Path(p).stat()
         h.update(f"{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -108,6 +145,7 @@ def load_images(
             if loaded is not None:
                 return DecodedImages(loaded[0], loaded[1], loaded[2], cache_file)
 
+    check_memory(n, size)
     images = np.zeros((n, size, size, 3), dtype=np.uint8)
     ok = np.ones(n, dtype=bool)
     failed: list[tuple[str, str]] = []
