@@ -29,8 +29,12 @@ from cfer.benchmarks.synthetic_faces.masks import AU_MASKS, AU_REGIONS, masks_cu
 from cfer.benchmarks.synthetic_faces.render import _render
 from cfer.benchmarks.synthetic_faces.subjects import action_units, active_units, random_subject
 from cfer.benchmarks.taxonomy import CFEE_IDS
+from cfer.core.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
+
+#: The largest image side generated (pixels): a larger one is a typo that would fill the disk.
+MAX_SIZE = 1024
 
 
 def _expressions() -> list[tuple[int, str]]:
@@ -88,6 +92,30 @@ def _read_manifest(root: Path) -> dict | None:
     return info if isinstance(info, dict) and info.get("generator") == "cfer-synthetic" else None
 
 
+def _generated_files(info: dict) -> set[str] | None:
+    """The files (relative POSIX paths) a generation with manifest ``info`` wrote: the manifest,
+    the masks and every image; None when the manifest does not say enough to tell."""
+    try:
+        subjects, per = int(info["subjects"]), int(info["config"]["images_per_expression"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    exprs = _expressions()
+    files = {MANIFEST, AU_MASKS}
+    for index in range(subjects):
+        for e, (eid, _) in enumerate(exprs):
+            for r in range(per):
+                files.add(_relpath(index + 1, eid, (index * len(exprs) + e) * per + r + 1).as_posix())
+    return files
+
+
+def foreign_files(root: Path) -> list[str]:
+    """Files under ``root`` that no synthetic generation wrote there (all of them when it holds
+    no manifest): what replacing the folder would destroy."""
+    ours = _generated_files(_read_manifest(root) or {}) or set()
+    return sorted(rel for p in root.rglob("*") if not p.is_dir()
+                  and (rel := p.relative_to(root).as_posix()) not in ours)
+
+
 def _params(subjects: int, size: int, seed: int, config: SyntheticConfig) -> dict:
     return {"version": GENERATOR_VERSION, "subjects": subjects, "size": size, "seed": seed,
             "config": json.loads(json.dumps(asdict(config)))}
@@ -99,8 +127,8 @@ def write_synthetic(out: str | Path, *, subjects: int = SUBJECTS, size: int = SI
 
     Images are written into a hidden temporary folder beside ``out`` and
     renamed into place at the end, so an interrupted run leaves no half data
-    set. A previous synthetic output in ``out`` is replaced; any other
-    non-empty folder is refused.
+    set. A previous synthetic output in ``out`` is replaced if the folder holds
+    nothing else; a folder holding any file the generator did not write is refused.
 
     Args:
         subjects: number of subjects (1..999; CFEE has 230).
@@ -114,10 +142,10 @@ def write_synthetic(out: str | Path, *, subjects: int = SUBJECTS, size: int = SI
     n_expr = len(_expressions())
     if not 1 <= subjects <= 999:
         raise ValueError(f"subjects={subjects}: must be in 1..999 (CFEE file names have 3 digits)")
-    if size < 64:
-        raise ValueError(f"size={size}: must be at least 64 pixels")
-    if seed < 0:
-        raise ValueError(f"seed={seed}: must be >= 0")
+    if not 64 <= size <= MAX_SIZE:
+        raise ValueError(f"size={size}: must be in 64..{MAX_SIZE} pixels")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed}: must be in 0..{2**32 - 1}")
     total = subjects * n_expr * config.images_per_expression
     if total > 9999:
         raise ValueError(f"{total} images do not fit CFEE's 4-digit running number; use fewer subjects")
@@ -127,6 +155,11 @@ def write_synthetic(out: str | Path, *, subjects: int = SUBJECTS, size: int = SI
     if previous and _read_manifest(out) is None:
         raise ValueError(f"{out}: folder is not empty and holds no synthetic data set ({MANIFEST}); "
                          "choose another folder")
+    others = foreign_files(out) if previous else []
+    if others:  # replacing the folder would delete them
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        raise ValueError(f"{out}: holds a synthetic data set and files it did not write "
+                         f"({', '.join(others[:3])}{more}); move them out or choose another folder")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -135,7 +168,9 @@ def write_synthetic(out: str | Path, *, subjects: int = SUBJECTS, size: int = SI
         jobs = [(str(tmp), i, seed, size, asdict(config)) for i in range(subjects)]
         n_workers = min(workers or os.cpu_count() or 1, subjects)
         if n_workers > 1:
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            # Workers die with this process: a killed `cfer synth` leaves none rendering.
+            with ProcessPoolExecutor(max_workers=n_workers, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 parts = list(pool.map(_write_subject, jobs, chunksize=max(1, subjects // (4 * n_workers))))
         else:
             parts = list(map(_write_subject, jobs))
@@ -172,9 +207,17 @@ def synthetic(*, root: str | Path | None = None, subjects: int = SUBJECTS, size:
     """
 
     config = (config or SyntheticConfig()).check()
-    root = Path(root) if root is not None else default_root(subjects=subjects, size=size, seed=seed)
+    given = root is not None
+    root = Path(root) if given else default_root(subjects=subjects, size=size, seed=seed)
     info = _read_manifest(root)
     want = _params(subjects, size, seed, config)
+    other = {k: info.get(k) for k in ("subjects", "size", "seed")} if info else None
+    if given and other and other != {k: want[k] for k in other}:
+        # Another config's data set (a run may be using it): never generated over.
+        have = ", ".join(f"{k} {v}" for k, v in other.items())
+        asked = ", ".join(f"{k} {want[k]}" for k in other)
+        raise ValueError(f"{root}: holds the synthetic faces of {have}, not {asked}; set dataset.root to "
+                         "another folder (or delete this one to generate it anew)")
     # Sets generated before the masks existed (or with other regions) get them by regenerating:
     # the pictures come out the same.
     if info is None or {k: info.get(k) for k in want} != want or not masks_current(root):
@@ -192,6 +235,10 @@ def synthetic(*, root: str | Path | None = None, subjects: int = SUBJECTS, size:
 def cli_synth(args) -> int:
     """``cfer synth --out DIR [--subjects N] [--size PX] [--seed S]``."""
     start = time.perf_counter()
+    for flag, value, low, high in (("--subjects", args.subjects, 1, 999), ("--size", args.size, 64, MAX_SIZE),
+                                   ("--seed", args.seed, 0, 2**32 - 1)):
+        if not low <= value <= high:  # named as the user typed it
+            raise ValueError(f"{flag} {value}: must be in {low}..{high}")
     out = write_synthetic(args.out, subjects=args.subjects, size=args.size, seed=args.seed)
     n = _read_manifest(out)["n_images"]
     print(f"wrote {n} images ({args.subjects} subjects, {args.size} px, seed {args.seed}) and their "
