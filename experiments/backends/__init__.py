@@ -38,14 +38,37 @@ def execute(name: str, runner, todo: Sequence, *, device, record: Callable, fail
     getattr(import_module(module), func)(runner, list(todo), device=device, record=record, fail=fail)
 
 
+def threads_per_run(runner_cfg) -> int:
+    """The torch threads a run trains with under ``runner_cfg`` (a RunnerConfig), on this machine:
+    ``local`` the process's own (torch's default, or ``OMP_NUM_THREADS``), ``processes`` the
+    CPUs shared by ``jobs_per_device``, ``ray`` ``runner.ray.cpus_per_run``. It changes the
+    order of floating-point sums, so the numbers: ``--resume`` refuses a runner change that
+    changes it, and each run records its own (results.json: ``runs[].threads``)."""
+    import os
+
+    backend = runner_cfg.effective_backend
+    if backend == "processes":
+        return max(1, (os.cpu_count() or 1) // runner_cfg.jobs_per_device)
+    if backend == "ray":
+        return max(1, int(runner_cfg.ray.cpus_per_run))
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_one(runner, spec, *, device, progress=None) -> dict:
     """``runner.run_one(spec)``, with the final validation accuracy added to the record when
-    ``evaluation.final_validation`` is on (every backend's runs go through here, in the process
-    that trains them, so the record is the same whatever the backend)."""
+    ``evaluation.final_validation`` is on, and the torch thread count the run trained with
+    (every backend's runs go through here, in the process that trains them, so the record is
+    the same whatever the backend)."""
+    import torch
+
     rec = runner.run_one(spec, device=device, progress=progress)
     plugin = runner.ctx.final_validation
     if plugin is not None:
         rec["final_valid_accuracy"] = plugin.accuracy
+    if isinstance(rec, dict):
+        rec["threads"] = torch.get_num_threads()
     return rec
 
 

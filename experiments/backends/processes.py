@@ -3,12 +3,14 @@ in its own spawned process.
 
 Processes, not threads: random state, autocast and CUDA graphs are per process.
 Shared basic models are trained first, in this process, so that no two workers train
-the same one; workers return records and only this process writes results.
+the same one; workers return records and only this process writes results. Workers die
+with this process (:func:`cfer.core.lifetime.die_with_parent`), even when it is killed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from cfer.experiments.backends import RunsBar, one_line, run_one
 
@@ -26,7 +28,8 @@ def execute(runner, todo, *, device, record, fail) -> None:
                 runner.basic_state(spec, device=device)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init,
-                             initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs)) as pool:
+                             initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs,
+                                       os.getpid())) as pool:
         pending = {pool.submit(_worker_run, spec): spec for spec in todo}
         with RunsBar(runner.ctx, total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time") as bar:
             while pending:
@@ -47,12 +50,14 @@ def execute(runner, todo, *, device, record, fail) -> None:
 _WORKER: dict = {}
 
 
-def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int) -> None:
-    import os
-
+def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int) -> None:
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    from cfer.core.lifetime import die_with_parent
+    from cfer.experiments.backends import threads_per_run
+
+    die_with_parent(parent)  # a killed `cfer run` takes its workers with it, mid-run too
+    torch.set_num_threads(threads_per_run(cfg.runner))
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)

@@ -56,7 +56,9 @@ def _task_runner(job: Job, data):
     """The runner and the device of a task."""
     import torch
 
-    torch.set_num_threads(max(1, int(job.cpus)))
+    from cfer.experiments.backends import threads_per_run
+
+    torch.set_num_threads(threads_per_run(job.cfg.runner))
     device = torch.device("cpu")
     if job.gpus > 0:
         import ray
@@ -125,9 +127,7 @@ def worker_config(cfg):
 
 def execute(runner, todo, *, device, record, fail) -> None:
     import ray
-    import torch
 
-    from cfer.core.atomic import atomic_write
 
     cfg, rc = runner.cfg, runner.cfg.runner.ray
     started = connect(rc.address)
@@ -149,7 +149,8 @@ def execute(runner, todo, *, device, record, fail) -> None:
             if path in basic:
                 continue
             if path.is_file():  # trained by an earlier session of this run (--resume)
-                basic[path] = ray.put(runner.ctx.cached_model(path, keys={"state_dict"}, train=dict))
+                basic[path] = ray.put(runner.ctx.cached_model(path, keys={"state_dict"}, train=dict,
+                                                              digest=runner.basic_digest(spec)))
             else:
                 basic[path] = basic_task.remote(job, data, spec)
                 training[basic[path]] = (path, spec)
@@ -172,7 +173,7 @@ def execute(runner, todo, *, device, record, fail) -> None:
                             log.error("basic model of %s failed: %s", spec.label, one_line(e))
                             continue
                         if not path.is_file():  # a task on another node saved it there, not here
-                            atomic_write(path, lambda f, state=state: torch.save(state, f))
+                            runner.ctx.basic_models.save(path, state)
                         continue
                     spec = runs[ref]
                     try:
