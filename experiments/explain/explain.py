@@ -198,6 +198,7 @@ def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str,
 
     from cfer.benchmarks.taxonomy import components
     from cfer.experiments.explain.gradcam import gradcam, load_model, normalised_batch
+    from cfer.experiments.run.model_files import load_state
 
     order = run.record["order"]
     n_steps = len(run.paths)
@@ -212,7 +213,8 @@ def explain_method(run: RunModels, *, cfg, faces: Faces, class_names: tuple[str,
         path = run.paths[step]
         if path not in cache:
             cache.clear()
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_state(path, fix="the run's saved models are damaged: run the method again into "
+                               "another --out (output.save_models keeps them)")
             cache[path] = load_model(cfg.model, state, device=device, where=str(path))
         return cache[path]
 

@@ -3,6 +3,11 @@
 Every class order has the same basic block, so the basic model of a (method, fold, seed)
 is shared by its orders (``runner.share_basic``) and by the few-shot steps; the run
 directory keeps it under ``basic/`` for ``--resume``.
+
+A saved basic model carries the digest of the settings that trained it
+(:func:`basic_model_digest`); one whose digest is not this config's is refused in one
+line, never reused: a ``basic/`` folder copied from another run, or left by a run of
+another config, would otherwise start every order from a model trained differently.
 """
 
 from __future__ import annotations
@@ -12,9 +17,44 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfer.core.atomic import atomic_write
+from cfer.experiments.run.model_files import ModelFileError, load_state, save_state
 
 log = logging.getLogger(__name__)
+
+#: The key of a saved basic model's dict that holds :func:`basic_model_digest`.
+DIGEST_KEY = "settings_digest"
+
+
+def basic_model_digest(cfg, method: str, *, fold: int, seed: int, shots: int | None = None) -> str:
+    """The digest of the settings that train experience 0 of ``method`` on (``fold``, ``seed``):
+    the method's basic-phase training keys, the model, the data set and benchmark, and, for
+    now, the method's whole config digest (:func:`~cfer.experiments.run.environment.config_digest`),
+    which is stricter than needed (a change of a continual-only key retrains the basic model).
+    Issue 25 replaces it by a per-composition basic-phase digest; this is the one place to."""
+    import dataclasses
+
+    from cfer.core.typed import to_dict
+    from cfer.experiments.run import environment as env
+
+    config = to_dict(cfg)
+    training = dataclasses.asdict(cfg.training_for(method))
+    basic_keys = {k: v for k, v in training.items() if k.startswith(("basic", "finetune"))}
+    return env.digest({"method": method, "fold": fold, "seed": seed, "shots": shots,
+                       "training": basic_keys, "model": config["model"], "dataset": config["dataset"],
+                       "data": config["data"], "benchmark": config["benchmark"],
+                       "config_digest": env.run_config_digests(cfg)[method]})
+
+
+def check_digest(path: Path, saved: dict, digest: str) -> None:
+    """Refuse (one line) the basic model ``saved`` (read from ``path``) unless its settings
+    digest is ``digest``."""
+    have = saved.get(DIGEST_KEY) if isinstance(saved, dict) else None
+    if have == digest:
+        return
+    what = (f"trained with other settings (digest {have}, this config's {digest})" if have
+            else "saved without the digest of its settings (by an older cfer): maybe with other settings")
+    raise ModelFileError(f"{path}: {what}; it is not reused: delete it to train it again, or run into "
+                         "another --out")
 
 
 def state_to_cpu(model) -> dict:
@@ -41,8 +81,9 @@ def train_basic(session: Callable, method: str, *, order: Sequence[str], fold: i
     from cfer.plugins.speed.throughput import ThroughputPlugin
 
     meter = ThroughputPlugin()
+    label = f"{method} basic model fold {fold} seed {seed}"  # what a non-finite loss names
     with session(method, order=order, fold=fold, seed=seed, shots=shots, device=device,
-                 log_dir=log_dir, plugins=[meter]) as s:
+                 log_dir=log_dir, plugins=[meter], label=label) as s:
         s.strategy.train(s.benchmark.train_stream[0], eval_streams=[s.valid[:1]])
         predictions = None
         if evaluate:
@@ -59,19 +100,36 @@ class BasicModelStore:
         # (a Ray task gets its shared basic model from the object store, not from disk).
         self.given: dict[Path, dict] = {}
 
-    def cached(self, path: Path, *, keys: set[str], train: Callable[[], dict], reuse: bool = True) -> dict:
+    def cached(self, path: Path, *, keys: set[str], train: Callable[[], dict], reuse: bool = True,
+               digest: str | None = None) -> dict:
         """The dict saved at ``path`` (``torch.save``) when ``reuse`` and present (it must hold
-        ``keys``); else ``train()``'s, saved there atomically first."""
-        import torch
-
+        ``keys`` and, when given, the settings ``digest``); else ``train()``'s, saved there
+        atomically first (with ``digest``)."""
         if reuse and path in self.given:
             return self.given[path]
         if reuse and path.is_file():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            if not keys <= saved.keys():
-                raise ValueError(f"{path}: not a basic model saved by this runner; delete it to retrain")
+            saved = load_state(path, run_dir=path.parent.parent)
+            if not isinstance(saved, dict) or not keys <= saved.keys():
+                raise ModelFileError(f"{path}: not a basic model saved by this runner; delete it to retrain")
+            if digest is not None:
+                check_digest(path, saved, digest)
             log.info("basic model loaded from %s", path)
             return saved
         saved = train()
-        atomic_write(path, lambda f: torch.save(saved, f))
+        if digest is not None:
+            saved = {**saved, DIGEST_KEY: digest}
+        self.save(path, saved)
         return saved
+
+    @staticmethod
+    def save(path: Path, saved: dict) -> None:
+        """Write a basic model's dict to ``path`` (atomically; one-line error when the disk is full)."""
+        save_state(path, saved, run_dir=path.parent.parent)
+
+    @staticmethod
+    def check_saved(path: Path, *, digest: str) -> None:
+        """Refuse (one line) the basic model at ``path``, if there is one, when it cannot be read
+        or was trained with other settings: read cheaply (memory-mapped), before a run writes
+        anything."""
+        if path.is_file():
+            check_digest(path, load_state(path, mmap=True, run_dir=path.parent.parent), digest)
