@@ -82,12 +82,17 @@ class Sessions:
 
     def session(self, method: str, *, order: Sequence[str], fold: int, seed: int, device,
                 log_dir: Path, plugins=(), shots: int | None = None, shot_repeats: int = 1,
-                state_dict: dict | None = None) -> Session:
+                state_dict: dict | None = None, label: str | None = None) -> Session:
         """Seed everything with ``seed``, then build the benchmark, a fresh model (loaded from
-        ``state_dict`` if given) and ``method``'s strategy."""
+        ``state_dict`` if given) and ``method``'s strategy, which stops on a non-finite loss
+        naming the run as ``label`` (default: method, fold and seed)."""
         from avalanche.training.determinism.rng_manager import RNGManager
 
+        from cfer.plugins.run.finite_loss import FiniteLossGuard
         from cfer.strategies.models import build_model
+
+        # After the caller's plugins, so after every plugin that adds a loss term.
+        plugins = [*plugins, FiniteLossGuard(label or f"{method} fold {fold} seed {seed}")]
 
         RNGManager.set_random_seeds(seed)
         bm = self.data.benchmark(order=order, fold=fold, seed=seed, shots=shots, shot_repeats=shot_repeats)

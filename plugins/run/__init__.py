@@ -6,5 +6,7 @@
   experience run through ``train`` with already trained weights and no epoch (a shared
   basic model);
 - :mod:`~cfer.plugins.run.final_validation`: :class:`FinalValidationPlugin`, the final
-  model's accuracy on the validation stream.
+  model's accuracy on the validation stream;
+- :mod:`~cfer.plugins.run.finite_loss`: :class:`FiniteLossGuard`, a run whose loss is not
+  finite stops, naming the run, experience and epoch.
 """
