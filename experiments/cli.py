@@ -177,20 +177,27 @@ def cli_run(args) -> int:
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     check_config(cfg, where=str(cfg_path), paths=True)  # the files it names, before any data
     module, func = PHASE_RUNNERS[cfg.phase].split(":")
-    from cfer.experiments.run import lock
+    from cfer.experiments.run import lock, ownership
 
-    with lock.acquire(run_dir) as held:  # one `cfer run` per run directory
-        try:
-            results = getattr(import_module(module), func)(cfg, run_dir, resume=bool(args.resume))
-        except KeyboardInterrupt:
-            print(interrupted_line(run_dir, held.info()), file=sys.stderr)
-            return 130
-        try:
-            return report_run(cfg, run_dir, results)
-        except KeyboardInterrupt:
-            print(f"interrupted while writing the report: every run is saved; `cfer plot {run_dir}` "
-                  "writes report.md and plots/", file=sys.stderr)
-            return 130
+    ownership.claim(run_dir, kind="run")  # not a sweep's directory, not a folder of the user's
+    # A run refused (or interrupted) before it saved its config takes back the directory it made.
+    started = (run_dir / "config.yaml").is_file
+    with ownership.removed_if_refused(run_dir, started=started):
+        with lock.acquire(run_dir) as held:  # one `cfer run` per run directory
+            try:
+                results = getattr(import_module(module), func)(cfg, run_dir, resume=bool(args.resume))
+            except KeyboardInterrupt:
+                line = interrupted_line(run_dir, held.info())
+                if not started():
+                    raise ownership.Interrupted(line) from None
+                print(line, file=sys.stderr)
+                return 130
+    try:
+        return report_run(cfg, run_dir, results)
+    except KeyboardInterrupt:
+        print(f"interrupted while writing the report: every run is saved; `cfer plot {run_dir}` "
+              "writes report.md and plots/", file=sys.stderr)
+        return 130
 
 
 def interrupted_line(run_dir: Path, plan: dict) -> str:
@@ -220,6 +227,8 @@ def report_run(cfg, run_dir: Path, results: dict) -> int:
             print(f"writing report.md and plots/ of {run_dir}", flush=True)
             write_report(run_dir)
         print(format_summary_table(results))
+        if failed:  # what the table leaves out
+            print(f"not in the table: {len(failed)} failed run(s): {'; '.join(f['run'] for f in failed)}")
         for note in dataset_notes(results.get("dataset") or {}):
             print(f"note: {note}")
         files = "results.json, metrics.csv, " + ("report.md, plots/, " if cfg.output.plots else "") + "logs/"
@@ -284,9 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm():
             return int(getattr(import_module(module), func)(args) or 0)
-    except KeyboardInterrupt:
-        print(f"cfer {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(str(e) or f"cfer {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        # Out of memory (the host's, or the GPU's: torch.OutOfMemoryError is a RuntimeError) is a
+        # resource error like a full disk: one line; any other RuntimeError is a bug: traceback.
+        if args.verbose or (isinstance(e, RuntimeError) and type(e).__name__ != "OutOfMemoryError"):
+            raise
+        where = "the GPU" if isinstance(e, RuntimeError) else "this machine"
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        print(f"cfer {args.command}: error: {where} ran out of memory ({why}); lower training.batch_size, "
+              "training.eval_batch_size or benchmark.image_size", file=sys.stderr)
+        return 2
     except (ValueError, KeyError, OSError, ImportError) as e:  # ImportError: a missing extra
         # User errors (bad config, missing data, bad labels, an output path that cannot be
         # written) are one line, no traceback (-v shows it).

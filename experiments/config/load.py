@@ -51,9 +51,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
     return cfg
 
 
-def save_config(cfg: ExperimentConfig, path: Path) -> None:
+def save_config(cfg: ExperimentConfig, path: Path, *, header: str = "") -> None:
+    """``cfg`` as YAML at ``path`` (atomically), after ``header`` (comment lines that say which
+    command wrote it: :mod:`cfer.experiments.run.ownership` reads them)."""
     import yaml
 
     from cfer.core.atomic import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(path, header + yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -66,3 +66,27 @@ def check_same_experiment(saved: Mapping, requested: Mapping, *, run_dir, resume
             f"{run_dir}: holds the start of a run of another config ({was}); it would reuse "
             "that run's basic models: use another --out, or delete the folder")
     return {k: {"from": old, "to": new} for k, (old, new) in changes.items()}
+
+
+def _plain(d: Mapping) -> dict:
+    """``d`` as JSON would give it back (tuples as lists), so that a config read from
+    results.json compares equal to the same config as a dataclass dict."""
+    import json
+
+    return json.loads(json.dumps(d, default=str))
+
+
+def check_recorded_config(recorded: Mapping, requested: Mapping, *, run_dir, n_saved: int) -> None:
+    """Refuse (one-line ConfigError) resuming with a config that differs, in a key that can
+    change a number, from ``recorded``: the config results.json says its saved runs were
+    computed with. It catches a config.yaml edited by hand between two sessions, which the
+    comparison with config.yaml alone cannot. Keys that ``recorded`` lacks (added to cfer
+    since) are not compared."""
+    a, b = flatten(_plain(recorded)), flatten(_plain(requested))
+    bad = {k: a[k] for k in sorted(a.keys() & b.keys()) if a[k] != b[k] and not is_harmless(k)}
+    if bad:
+        was = "; ".join(f"{k}={_show(v)}" for k, v in bad.items())
+        raise ConfigError(
+            f"--resume {run_dir}: config.yaml differs from the config its {n_saved} saved run(s) were "
+            f"computed with (results.json: {was}); restore config.yaml, or run the new setting into "
+            "another --out")

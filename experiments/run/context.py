@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cfer.core.typed import to_dict
+from cfer.core.typed import ConfigError, to_dict
 from cfer.experiments.config.load import save_config
 from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.run import environment as env
@@ -37,6 +37,24 @@ from cfer.experiments.run.results_store import ResultsStore, saved_count
 from cfer.experiments.run.sessions import Session, Sessions, resolve_device
 
 log = logging.getLogger(__name__)
+
+#: The folders a run makes in its directory (and the only ones its start-up clean-up looks into).
+OWN_FOLDERS = ("basic", "basic_model", "models", "plots", "logs")
+
+
+def check_threads(saved, requested, *, run_dir) -> None:
+    """Refuse a ``runner`` change on resume (backend, jobs per device) that changes the torch
+    thread count of a run: the thread count changes the order of floating-point sums, so
+    the remaining runs would not give the numbers of the saved ones."""
+    from cfer.experiments.backends import threads_per_run
+
+    before, after = threads_per_run(saved), threads_per_run(requested)
+    if before != after:
+        raise ConfigError(
+            f"--resume {run_dir}: runner.backend {saved.effective_backend} -> {requested.effective_backend} "
+            f"(runner.jobs_per_device {saved.jobs_per_device} -> {requested.jobs_per_device}) would train "
+            f"the remaining runs with {after} torch threads instead of {before}, which changes their "
+            "numbers; keep the saved runner settings, or run into another --out")
 
 
 class RunContext:
@@ -96,10 +114,10 @@ class RunContext:
 
     def session(self, method: str, *, order: Sequence[str], fold: int, seed: int, device,
                 log_dir: Path, plugins=(), shots: int | None = None, shot_repeats: int = 1,
-                state_dict: dict | None = None) -> Session:
+                state_dict: dict | None = None, label: str | None = None) -> Session:
         return self.sessions.session(method, order=order, fold=fold, seed=seed, device=device,
                                      log_dir=log_dir, plugins=plugins, shots=shots,
-                                     shot_repeats=shot_repeats, state_dict=state_dict)
+                                     shot_repeats=shot_repeats, state_dict=state_dict, label=label)
 
     def train_basic(self, method: str, *, order: Sequence[str], fold: int, seed: int, device,
                     log_dir: Path, shots: int | None = None, evaluate: bool = False) -> BasicTraining:
@@ -109,59 +127,81 @@ class RunContext:
                            log_dir=log_dir, shots=shots, evaluate=evaluate)
 
     def cached_model(self, path: Path, *, keys: set[str], train: Callable[[], dict],
-                     reuse: bool = True) -> dict:
-        return self.basic_models.cached(path, keys=keys, train=train, reuse=reuse)
+                     reuse: bool = True, digest: str | None = None) -> dict:
+        return self.basic_models.cached(path, keys=keys, train=train, reuse=reuse, digest=digest)
 
     def device(self):
         return resolve_device(self.cfg.runner.device)
 
     # -- the run directory -------------------------------------------------------------------
     def start(self, *, resume: bool) -> dict:
-        """Check the config, make and lock the run directory, and save the config there;
-        returns the results already in it when resuming ({} otherwise).
+        """Check the config and the run directory, and lock it; returns the results already in
+        it when resuming ({} otherwise). Writes nothing but the lock: the phase saves the config
+        (:meth:`save_config`) once its plan is made, so that a refused run changes nothing.
 
         Before any data is read: the whole config is checked (:mod:`~cfer.experiments.config.validate`)
-        and the device resolved; the directory is locked for this process
-        (:mod:`~cfer.experiments.run.lock`; released when the context is collected, or by the
-        caller's own lock) and cleared of temporary files that killed writers left. Refuses
-        to overwrite a run unless resuming, and any config change that would change the
-        saved runs' numbers (:mod:`~cfer.experiments.config.resume`)."""
+        and the device resolved; the directory must be new, empty or a run directory
+        (:mod:`~cfer.experiments.run.ownership`: not a sweep's, not a folder of the user's); it
+        is locked for this process (:mod:`~cfer.experiments.run.lock`; released when the context
+        is collected, or by the caller's own lock). Refuses to overwrite a run unless resuming,
+        a results file of another schema version, and any config change that would change the
+        saved runs' numbers (:mod:`~cfer.experiments.config.resume`), whether by ``--set`` or by
+        an edit of config.yaml. Then clears the temporary files that killed writers left."""
         import weakref
 
         from cfer.core.atomic import remove_stale_temporaries
         from cfer.experiments.config.validate import check_config
-        from cfer.experiments.run import lock
+        from cfer.experiments.run import lock, ownership
 
         check_config(self.cfg, where="config", paths=True)
         self.device()
+        ownership.claim(self.run_dir, kind="run")
         self.lock = lock.acquire(self.run_dir)
         if self.lock.owned:
             weakref.finalize(self, self.lock.release)
-        remove_stale_temporaries(self.run_dir)
         path = self.results.path
         if not resume and path.exists():
             raise ValueError(f"{path}: a run is already here; use "
                              f"--resume {self.run_dir} to continue it, or another --out")
         existing = self.load_results() if resume else {}
+        if existing and existing.get("schema_version", 1) != env.SCHEMA_VERSION:
+            raise ValueError(f"--resume {self.run_dir}: {path} has schema_version "
+                             f"{existing.get('schema_version', 1)}, this cfer writes {env.SCHEMA_VERSION}; "
+                             "a resumed run would mix the two: run the config into another --out")
         self._check_saved_config(resume=resume, existing=existing)
-        save_config(self.cfg, self.run_dir / "config.yaml")
+        remove_stale_temporaries(self.run_dir, subfolders=OWN_FOLDERS)
         return existing
 
+    def save_config(self) -> None:
+        """Save the resolved config as the run directory's ``config.yaml`` (what ``--resume`` reads)."""
+        from cfer.experiments.run.ownership import RUN_HEADER
+
+        save_config(self.cfg, self.run_dir / "config.yaml", header=RUN_HEADER)
+
     def _check_saved_config(self, *, resume: bool, existing: dict) -> None:
-        """Compare ``config.yaml`` of the run directory (if any) with this config: refuse a
-        change of results, record the harmless ones (``resumes`` of results.json)."""
+        """Compare ``config.yaml`` of the run directory (if any), and the config its saved runs
+        were computed with (results.json), with this config: refuse a change of results, record
+        the harmless ones (``resumes`` of results.json)."""
         from cfer.core.typed import overlay, read_yaml
-        from cfer.experiments.config.resume import check_same_experiment
+        from cfer.experiments.config.resume import check_recorded_config, check_same_experiment
 
         saved_path = self.run_dir / "config.yaml"
         self.resumes = list(existing.get("resumes") or [])
+        n_saved = saved_count(existing)
+        recorded = existing.get("config") if resume else None
         reused = any((self.run_dir / "basic").glob("*.pt"))  # what a new run would pick up
         if not saved_path.is_file() or not (resume or reused):
+            if isinstance(recorded, dict):
+                check_recorded_config(recorded, to_dict(self.cfg), run_dir=self.run_dir, n_saved=n_saved)
             return
-        saved = to_dict(overlay(ExperimentConfig(), read_yaml(saved_path), where=str(saved_path)))
-        n_saved = saved_count(existing)
+        saved_cfg = overlay(ExperimentConfig(), read_yaml(saved_path), where=str(saved_path))
+        saved = to_dict(saved_cfg)
         changed = check_same_experiment(saved, to_dict(self.cfg), run_dir=self.run_dir, resume=resume,
                                         n_saved=n_saved)
+        if isinstance(recorded, dict):  # config.yaml edited by hand since the runs were saved
+            check_recorded_config(recorded, saved, run_dir=self.run_dir, n_saved=n_saved)
+        if resume:
+            check_threads(saved_cfg.runner, self.cfg.runner, run_dir=self.run_dir)
         if changed:
             log.info("%s: changed on resume: %s", self.run_dir,
                      ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in changed.items()))

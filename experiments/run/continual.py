@@ -33,8 +33,10 @@ class RunSpec:
     seed: int
 
     def matches(self, rec: dict) -> bool:
+        # The order index too: two orders are distinct, but a record must not stand for another
+        # index's run (files written before order_index was recorded match on the order alone).
         return (list(self.order) == rec["order"] and self.fold == rec["fold"]
-                and self.seed == rec["seed"])
+                and self.seed == rec["seed"] and rec.get("order_index", self.order_index) == self.order_index)
 
     @property
     def label(self) -> str:
@@ -47,7 +49,7 @@ class RunSpec:
 
 def plan_runs(cfg: ExperimentConfig, class_names: tuple[str, ...]) -> list[RunSpec]:
     """All runs of a config, in a fixed order (method-major)."""
-    from cfer.benchmarks.splits import seeded_order
+    from cfer.experiments.config.validate import check_orders
 
     compounds = compound_classes(class_names, cfg.benchmark.compounds)
     if cfg.protocol.class_orders:
@@ -56,9 +58,27 @@ def plan_runs(cfg: ExperimentConfig, class_names: tuple[str, ...]) -> list[RunSp
             if sorted(o) != sorted(compounds):
                 raise ValueError(f"protocol.class_orders[{k}]: must be a permutation of {compounds}")
     else:
-        orders = [tuple(seeded_order(compounds, k)) for k in range(cfg.protocol.orders)]
+        check_orders(cfg.protocol.orders, n_classes=len(compounds), where="config")
+        orders = distinct_orders(compounds, cfg.protocol.orders)
     return [RunSpec(m, k, o, f, s) for m in cfg.strategies.methods for k, o in enumerate(orders)
             for f in cfg.protocol.folds for s in cfg.protocol.seeds]
+
+
+def distinct_orders(compounds, n: int) -> list[tuple[str, ...]]:
+    """``n`` distinct seeded orders of ``compounds``: order k is ``seeded_order(compounds, s)``
+    for the k-th seed s whose order is not already drawn (without repetition; for 15 classes
+    no draw repeats, so the orders are those of seeds 0..n-1). ``n`` must be at most the number
+    of permutations (:func:`~cfer.experiments.config.validate.check_orders`)."""
+    from cfer.benchmarks.splits import seeded_order
+
+    orders: list[tuple[str, ...]] = []
+    seed = 0
+    while len(orders) < n:
+        order = tuple(seeded_order(list(compounds), seed))
+        if order not in orders:
+            orders.append(order)
+        seed += 1
+    return orders
 
 
 class ContinualRunner:
@@ -116,20 +136,27 @@ class ContinualRunner:
     def save_model(self, spec: RunSpec, step: int | None, model) -> str | None:
         """Save ``model``'s state dict (CPU, atomically) after ``step``; its path relative to the
         run directory (what results.json lists under ``runs[].models``)."""
-        import torch
-
-        from cfer.core.atomic import atomic_write
         from cfer.experiments.run.basic_store import state_to_cpu
+        from cfer.experiments.run.model_files import save_state
 
         path = self.model_path(spec, step)
         if path is None:
             return None
         state = state_to_cpu(getattr(model, "_orig_mod", model))  # not torch.compile's wrapper
-        atomic_write(path, lambda f: torch.save(state, f))
+        save_state(path, state, run_dir=self.run_dir)
         return path.relative_to(self.run_dir).as_posix()
 
     def basic_path(self, spec: RunSpec) -> Path:
         return self.run_dir / "basic" / f"{spec.method}_fold{spec.fold}_seed{spec.seed}.pt"
+
+    def basic_digest(self, spec: RunSpec) -> str:
+        """The settings digest the basic model of ``spec`` is saved with and checked against."""
+        from cfer.experiments.run.basic_store import basic_model_digest
+
+        return basic_model_digest(self.cfg, spec.method, fold=spec.fold, seed=spec.seed, shots=self.shots)
+
+    def uses_shared_basic(self, spec: RunSpec) -> bool:
+        return self.cfg.runner.share_basic and not self.cfg.method_entry(spec.method).offline
 
     def basic_state(self, spec: RunSpec, *, device) -> dict:
         """The model after experience 0 of (method, fold, seed), trained once and saved.
@@ -143,7 +170,7 @@ class ContinualRunner:
             return {"state_dict": basic.state_dict, "train_seconds": basic.seconds, "images": basic.images}
 
         return self.ctx.cached_model(self.basic_path(spec), keys={"state_dict", "train_seconds", "images"},
-                                     train=train)
+                                     train=train, digest=self.basic_digest(spec))
 
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
@@ -153,12 +180,11 @@ class ContinualRunner:
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
         offline = self.cfg.method_entry(spec.method).offline
-        shared = self.cfg.runner.share_basic and not offline
-        basic = self.basic_state(spec, device=device) if shared else None
+        basic = self.basic_state(spec, device=device) if self.uses_shared_basic(spec) else None
         meter, primer = ThroughputPlugin(), StartFromWeightsPlugin()
         session = self.ctx.session(spec.method, order=spec.order, fold=spec.fold, seed=spec.seed,
                                    shots=self.shots, device=device, log_dir=self.run_dir / "logs" / spec.slug,
-                                   plugins=[meter, primer])
+                                   plugins=[meter, primer], label=spec.label)
         bm, strategy, valid = session.benchmark, session.strategy, session.valid
         info = bm.info
         steps = []
@@ -210,6 +236,9 @@ class ContinualRunner:
         cfg, ctx = self.cfg, self.ctx
         existing = ctx.start(resume=resume)
         specs = plan_runs(cfg, ctx.data().dataset.class_names)
+        for spec in {self.basic_path(s): s for s in specs if self.uses_shared_basic(s)}.values():
+            self.ctx.basic_models.check_saved(self.basic_path(spec), digest=self.basic_digest(spec))
+        ctx.save_config()  # the plan is made and checked: from here on the run writes
         per_method = {m: [s for s in specs if s.method == m] for m in cfg.strategies.methods}
         results = {**ctx.results_head(), "methods": {m: {"runs": []} for m in cfg.strategies.methods}}
         for m, block in existing.get("methods", {}).items():

@@ -158,7 +158,14 @@ class FewShotRunner:
             return saved
 
         return self.ctx.cached_model(self.basic_model_path(fold, seed), reuse=reuse, train=train,
-                                     keys={"state_dict", "basic_accuracy", "train_seconds"})
+                                     keys={"state_dict", "basic_accuracy", "train_seconds"},
+                                     digest=self.basic_digest(fold, seed))
+
+    def basic_digest(self, fold: int, seed: int) -> str:
+        """The settings digest the basic model of (fold, seed) is saved with and checked against."""
+        from cfer.experiments.run.basic_store import basic_model_digest
+
+        return basic_model_digest(self.cfg, self.method, fold=fold, seed=seed)
 
     # -- one few-shot step -------------------------------------------------------------------
     def run_one(self, spec: FewShotSpec, *, basic_state: Mapping, device, progress=None) -> dict:
@@ -172,7 +179,7 @@ class FewShotRunner:
         with self.ctx.session(self.method, order=[spec.class_name], fold=spec.fold, seed=spec.seed,
                               shots=spec.shots, shot_repeats=repeats,
                               device=device, log_dir=self.run_dir / "logs" / "fewshot" / spec.slug,
-                              plugins=[primer, meter]) as s:
+                              plugins=[primer, meter], label=f"{self.method} {spec.label}") as s:
             primer.prime(s.strategy, s.benchmark.train_stream[0], state_dict=basic_state,
                          eval_streams=[s.valid[:1]])
             meter.seconds, meter.images = 0.0, 0
@@ -209,6 +216,10 @@ class FewShotRunner:
         method = self.method
         existing = ctx.start(resume=resume)
         specs = plan_fewshot(cfg, ctx.data().dataset.class_names)
+        if resume:  # reused only on resume: checked before the run writes anything
+            for fold, seed in dict.fromkeys((s.fold, s.seed) for s in specs):
+                ctx.basic_models.check_saved(self.basic_model_path(fold, seed),
+                                             digest=self.basic_digest(fold, seed))
         results = {**ctx.results_head(), "methods": {},
                    "fewshot": {"method": method, "protocol": cfg.protocol.name,
                                "shots": [int(n) for n in cfg.fewshot.shots],
@@ -223,6 +234,7 @@ class FewShotRunner:
         block["records"] = planned(old.get("records", []), specs)
         block["basic_models"] = list(old.get("basic_models", []))
         todo = [s for s in specs if not is_done(s, block["records"])]
+        ctx.save_config()  # the plan is made and checked: from here on the run writes
         ctx.plan(done=len(specs) - len(todo), total=len(specs), what="few-shot steps", resume=resume)
         device = ctx.device()
         groups: dict[tuple[int, int], list[FewShotSpec]] = {}

@@ -170,21 +170,49 @@ def default_sweep_dir(cfg: ExperimentConfig) -> Path:
 def run_sweep(cfg: ExperimentConfig, sweep_dir: str | Path, *, resume: bool = False) -> dict:
     """Run every point of ``cfg.sweep.grid`` into ``sweep_dir``; returns sweep.json's dict.
     A point whose run directory has a results.json is resumed (``resume`` only)."""
-    from cfer.experiments.report.run_report import write_report
-    from cfer.experiments.run.continual import ContinualRunner
+    from cfer.experiments.run import ownership
 
+    sweep_dir = Path(sweep_dir)
+    ownership.claim(sweep_dir, kind="sweep")  # not a run's directory, not a folder of the user's
     grid = cfg.sweep.grid
     if not grid:
         raise ConfigError("cfer sweep: the grid is empty: give --grid KEY=V1,V2 or a sweep.grid section")
-    sweep_dir = Path(sweep_dir)
     if (sweep_dir / "config.yaml").exists() and not resume:
         raise ValueError(f"{sweep_dir}: a sweep is already here; use --resume {sweep_dir} to continue "
                          "it, or another --out")
     points = grid_points(grid)
     names = [p.name(list(grid)) for p in points]
     configs = [point_config(cfg, p) for p in points]  # every point checked before any runs
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, sweep_dir / "config.yaml")
+    changed = _check_resume(cfg, sweep_dir, names=names) if resume else {}
+    # A sweep refused before its first point started takes back the directory it made.
+    with ownership.removed_if_refused(sweep_dir, started=lambda: any(
+            (sweep_dir / n / "config.yaml").is_file() for n in names)):
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if changed or not resume:
+            save_config(cfg, sweep_dir / "config.yaml", header=ownership.SWEEP_HEADER)
+        return _run_points(cfg, sweep_dir, grid=grid, points=points, names=names, configs=configs,
+                           resume=resume)
+
+
+def _check_resume(cfg: ExperimentConfig, sweep_dir: Path, *, names: Sequence[str]) -> dict:
+    """Refuse (one line, before anything is written) a ``--set`` on ``--resume`` that would change
+    the numbers of the points already run; the harmless changes, ``key -> {from, to}``."""
+    from cfer.core.typed import read_yaml, to_dict
+    from cfer.experiments.config.resume import check_same_experiment
+    from cfer.experiments.run.results_store import read_results, saved_count
+
+    path = sweep_dir / "config.yaml"
+    saved = to_dict(overlay(ExperimentConfig(), read_yaml(path), where=str(path)))
+    n_saved = sum(saved_count(read_results(sweep_dir / n)) for n in names
+                  if (sweep_dir / n / "results.json").is_file())
+    return check_same_experiment(saved, to_dict(cfg), run_dir=sweep_dir, resume=True, n_saved=n_saved)
+
+
+def _run_points(cfg: ExperimentConfig, sweep_dir: Path, *, grid, points, names, configs,
+                resume: bool) -> dict:
+    from cfer.experiments.report.run_report import write_report
+    from cfer.experiments.run.continual import ContinualRunner
+
     started = _connect_ray(cfg)
     try:
         done = []
