@@ -81,7 +81,9 @@ def config_from_args(args) -> BenchConfig:
         over["compiles"] = tuple(args.compiles)
     if getattr(args, "path", None):
         over["path"] = args.path
-    if getattr(args, "repeats", None):
+    if getattr(args, "repeats", None) is not None:  # 0 is refused below, not the default
+        if args.repeats < 1:
+            raise ValueError(f"--repeats {args.repeats}: must be >= 1")
         over["repeats" if over.get("path", cfg.path) == "run" else "epochs"] = args.repeats
     return replace(cfg, **over)
 

@@ -69,8 +69,13 @@ def setting_of(results: Mapping) -> dict:
     ds = results.get("dataset") or {}
     runs = [r for e in (results.get("methods") or {}).values() for r in e.get("runs", [])]
     lengths = sorted({len(r["accuracy_matrix"]) for r in runs if r.get("accuracy_matrix")})
+    # Which compound classes, not only how many: two runs of 2 experiences each on other
+    # classes are not the same setting.
+    compounds = {c for r in runs for c in r.get("order") or []}
+    compounds |= set((results.get("fewshot") or {}).get("classes") or [])
     return {"data set": f"{ds.get('name', '?')} ({ds.get('n_images', '?')} images)",
             "experiences": "/".join(map(str, lengths)) or "n/a",
+            "compound classes": ", ".join(sorted(compounds)) or "n/a",
             "protocol": (config.get("protocol") or {}).get("name", "?"),
             "phase": phase_of(results)}
 
