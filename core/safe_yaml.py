@@ -8,8 +8,8 @@ references but hang any code that copies, compares or serialises the config
 make such code recurse for ever. So every YAML text is composed into PyYAML's node
 graph first, and refused (one line naming ``where``) when it is larger than
 :data:`MAX_BYTES`, when it expands (aliases counted each time they are used) to more
-than :data:`MAX_NODES` values, or when an alias refers to itself; only then is it
-constructed.
+than :data:`MAX_NODES` values, when an alias refers to itself, or when a mapping names
+a key twice (PyYAML keeps the last one without a word); only then is it constructed.
 
 PyYAML implements YAML 1.1, whose floats need a dot: ``1e-4`` is the string
 ``"1e-4"`` there, a float in YAML 1.2 and in every other reader a user has met
@@ -67,6 +67,8 @@ def _expanded_size(root: yaml.Node, *, where: str) -> int:
             raise YAMLBudgetError(f"{where}: a YAML alias refers to the value it is inside of "
                                   "(a recursive structure); write the value out")
         on_path.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _no_repeated_keys(node, where=where)
         stack.append((node, True))
         for child in _children(node):
             if id(child) in on_path:
@@ -75,6 +77,18 @@ def _expanded_size(root: yaml.Node, *, where: str) -> int:
             if id(child) not in sizes:
                 stack.append((child, False))
     return sizes[id(root)]
+
+
+def _no_repeated_keys(node: yaml.MappingNode, *, where: str) -> None:
+    """Refuse a mapping that names a key twice (``{epochs: 1, epochs: 5}``): PyYAML keeps the
+    last silently, so the file would not say which value runs."""
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            if key.value in seen:
+                raise YAMLBudgetError(f"{where}: key {key.value!r} appears twice in one mapping "
+                                      f"(line {key.start_mark.line + 1}); keep one")
+            seen.add(key.value)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

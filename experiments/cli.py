@@ -170,6 +170,8 @@ def cli_run(args) -> int:
             raise FileNotFoundError(f"{cfg_path}: no saved config to resume from")
         if args.config:
             raise ValueError("--resume takes the config saved in the run directory; drop CONFIG")
+        if args.out and Path(args.out) != run_dir:  # a resumed run writes into RUN_DIR, not --out
+            raise ValueError(f"--resume {run_dir} continues the run in {run_dir}; drop --out {args.out}")
         cfg = load_config(cfg_path, args.overrides)
     else:
         cfg_path = resolve_config_path(args.config)

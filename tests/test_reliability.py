@@ -161,6 +161,20 @@ def test_the_run_name_is_one_plain_path_component(name, tmp_path, monkeypatch, c
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["runs"]
 
 
+def test_resume_writes_only_into_its_run_directory_and_never_through_a_symlinked_lock(finished, tmp_path,
+                                                                                     capsys):
+    run = copy_run(finished, tmp_path / "run")
+    assert cfer(["run", "--resume", str(run), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "--out" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "elsewhere").exists()
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine")
+    (run / ".cfer.lock").symlink_to(mine)
+    assert cfer(["run", "--resume", str(run)]) == 2
+    assert ".cfer.lock" in one_line(capsys.readouterr().err)
+    assert mine.read_text() == "mine"
+
+
 # --- a number that is not what it says --------------------------------------------------------
 
 def test_a_non_finite_loss_stops_the_run_naming_method_run_experience_and_epoch(finished, tmp_path,
@@ -210,6 +224,8 @@ def test_class_orders_are_distinct_and_methods_and_shots_not_repeated(tmp_path):
         load_config(None, ["strategies.methods=[naive, naive]"])
     with pytest.raises(ConfigError, match=r"fewshot\.shots"):
         load_config(None, ["fewshot.shots=[5, 5]"])
+    with pytest.raises(ConfigError, match=r"sweep\.grid\.training\.lr"):  # 1e-4 is 0.0001: one point
+        load_config(None, ["sweep.grid={training.lr: [1e-4, 0.0001]}"])
     # --resume matches a saved run by its order index too, not by the order alone
     spec = RunSpec("naive", 1, ("awed", "hatred"), 0, 0)
     assert not spec.matches({"order": ["awed", "hatred"], "fold": 0, "seed": 0, "order_index": 0})
@@ -359,6 +375,10 @@ def test_yaml_alias_bombs_and_recursive_aliases_are_refused_at_once(tmp_path):
         load_config(loop)
     with pytest.raises(ValueError, match="--set"):
         load_config(None, ["strategies.params=&p {naive: *p}"])
+    twice = tmp_path / "twice.yaml"  # which epochs would run? PyYAML silently keeps the last
+    twice.write_text("name: twice\ntraining:\n  epochs: 1\n  epochs: 50\n")
+    with pytest.raises(ValueError, match="twice.yaml: key 'epochs' appears twice"):
+        load_config(twice)
 
 
 @pytest.mark.parametrize("override, key", [("protocol.seeds=[-1]", "protocol.seeds"),
@@ -470,6 +490,8 @@ def test_compare_refuses_runs_of_other_compound_classes(finished, tmp_path):
     (other / "results.json").write_text(json.dumps(res))
     with pytest.raises(ValueError, match="compound classes"):
         load([str(finished[0]), str(other)])
+    with pytest.raises(ValueError, match="same run directory"):  # its runs counted twice
+        load([str(finished[0]), str(finished[0]) + "/"])
 
 
 def test_bench_repeats_must_be_at_least_one():

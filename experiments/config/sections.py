@@ -258,6 +258,9 @@ class SweepConfig:
         for key, values in self.grid.items():
             if not values:
                 raise ConfigError(f"{where}: key 'sweep.grid.{key}' must list at least one value")
+            if any(v == w for k, v in enumerate(values) for w in values[:k]):  # 1 and 1.0 too: one
+                # setting run as two points, tabled as two
+                raise ConfigError(f"{where}: key 'sweep.grid.{key}': {values} repeats a value")
             if key.split(".")[0] in ("sweep", "output", "runner"):
                 raise ConfigError(f"{where}: key 'sweep.grid.{key}': the grid sets experiment keys, "
                                   f"not {key.split('.')[0]}.*")

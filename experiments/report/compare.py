@@ -88,6 +88,11 @@ def load(run_dirs: Sequence[str], *, allow_mixed: bool = False, warn=None) -> Co
     """Read and check the run directories; a one-line ValueError when their settings differ
     (unless ``allow_mixed``); ``warn(line)`` for each environment difference (stderr by default)."""
     warn = warn or (lambda line: print(f"cfer compare: warning: {line}", file=sys.stderr))
+    seen: dict[Path, str] = {}
+    for d in run_dirs:  # the same runs twice would pass for twice as many independent runs
+        if Path(d).resolve() in seen:
+            raise ValueError(f"{seen[Path(d).resolve()]} and {d} are the same run directory; give it once")
+        seen[Path(d).resolve()] = str(d)
     loaded = [(str(d), load_results(d)) for d in run_dirs]
     settings: list[dict] = []
     first_env = (loaded[0][0], loaded[0][1].get("environment")) if loaded else None

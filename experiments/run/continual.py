@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfer.experiments.backends import execute
+from cfer.experiments.backends import execute, threads_per_run
 from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.run.context import RunContext
 from cfer.experiments.run.data import compound_classes
@@ -245,6 +245,11 @@ class ContinualRunner:
             if m in results["methods"]:
                 results["methods"][m]["runs"] = planned(block.get("runs", []), per_method[m])
         todo = [s for s in specs if not is_done(s, results["methods"][s.method]["runs"])]
+        recorded = {r.get("threads") for b in results["methods"].values() for r in b["runs"]} - {None}
+        if todo and recorded and recorded != {threads_per_run(cfg.runner)}:  # e.g. another machine
+            log.warning("%s: the saved runs trained with %s torch threads, the remaining ones train with "
+                        "%d: their last digits can differ (each run's count: results.json runs[].threads)",
+                        self.run_dir, "/".join(map(str, sorted(recorded))), threads_per_run(cfg.runner))
         ctx.plan(done=len(specs) - len(todo), total=len(specs), resume=resume)
         device = ctx.device()
 

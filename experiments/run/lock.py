@@ -117,7 +117,8 @@ def acquire(run_dir: str | Path) -> RunLock:
     path = run_dir / LOCK_NAME
     for _ in range(10):  # retried only if the file was replaced between opening and locking it
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Not through a symlink: the lock file is rewritten, and must be ours, not its target.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as e:
             raise ValueError(f"{path}: cannot write in the run directory ({e.strerror or e})") from None
         if not _try_lock(fd):

@@ -182,6 +182,10 @@ def run_sweep(cfg: ExperimentConfig, sweep_dir: str | Path, *, resume: bool = Fa
                          "it, or another --out")
     points = grid_points(grid)
     names = [p.name(list(grid)) for p in points]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # two points would share (and overwrite) one run directory
+        raise ConfigError(f"sweep.grid: values {', '.join(twice)} name the same point directory; "
+                          "make the values differ in letters or digits")
     configs = [point_config(cfg, p) for p in points]  # every point checked before any runs
     changed = _check_resume(cfg, sweep_dir, names=names) if resume else {}
     # A sweep refused before its first point started takes back the directory it made.
@@ -273,6 +277,7 @@ def cli_sweep(args) -> int:
         cfg = load_config(args.config, args.overrides)
         grid = {**cfg.sweep.grid, **parse_grid(args.grid)}
         cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, grid=grid))
+        cfg.sweep.validate(where="--grid")  # the section's checks, on the axes given here too
         sweep_dir = Path(args.out) if args.out else default_sweep_dir(cfg)
     summary = run_sweep(cfg, sweep_dir, resume=bool(args.resume))
     print(summary["table"])
