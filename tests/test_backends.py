@@ -61,7 +61,7 @@ def _args(tmp: Path, *extra: str) -> list[str]:
 
 def _numbers(results: dict) -> dict:
     """Every run's record without its timing (and without where its files went)."""
-    skip = {"train_seconds", "images_per_second", "models"}
+    skip = {"train_seconds", "images_per_second", "models", "threads"}  # how, not what
     return {m: [{k: v for k, v in r.items() if k not in skip} for r in b["runs"]]
             for m, b in results["methods"].items()}
 

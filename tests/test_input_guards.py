@@ -247,9 +247,12 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 def test_ctrl_c_ends_with_one_line_and_leaves_a_resumable_run(tmp_path, synth_root, finished):
     out = tmp_path / "out"
-    args = [a for a in TINY if not a.startswith(("protocol.orders", "runner.progress"))]
-    # six runs of a few seconds each: the signal comes while the later ones run
-    args += [f"dataset.root={synth_root}", "protocol.orders=6"]
+    args = [a for a in TINY
+            if not a.startswith(("protocol.orders", "runner.progress", "benchmark.compounds"))]
+    # six runs of a few seconds each (the 3! distinct orders of three compound classes): the
+    # signal comes while the later ones run
+    args += [f"dataset.root={synth_root}", "protocol.orders=6",
+             "benchmark.compounds=[happily surprised, sadly angry, awed]"]
     env = {**os.environ, "COLUMNS": "200"}
     p = subprocess.Popen([sys.executable, "-m", "cfer", "run", "--out", str(out), *sets(*args)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -269,7 +272,7 @@ def test_ctrl_c_ends_with_one_line_and_leaves_a_resumable_run(tmp_path, synth_ro
     # What the terminal showed: the finished run kept as its line, epochs and loss inside the
     # experience, log lines on their own lines (never glued to a bar).
     assert re.search(r"\[1/6\] naive order 0 fold 0 seed 0: 100%", err)
-    assert re.search(r"exp 2/3: epoch 1/1, loss \d", err)
+    assert re.search(r"exp 2/4: epoch 1/1, loss \d", err)
     assert not re.search(r"[^\r\n]INFO ", err)
 
 

@@ -207,17 +207,16 @@ def synthetic(*, root: str | Path | None = None, subjects: int = SUBJECTS, size:
     """
 
     config = (config or SyntheticConfig()).check()
-    given = root is not None
-    root = Path(root) if given else default_root(subjects=subjects, size=size, seed=seed)
+    root = Path(root) if root is not None else default_root(subjects=subjects, size=size, seed=seed)
     info = _read_manifest(root)
     want = _params(subjects, size, seed, config)
     other = {k: info.get(k) for k in ("subjects", "size", "seed")} if info else None
-    if given and other and other != {k: want[k] for k in other}:
-        # Another config's data set (a run may be using it): never generated over.
+    if other and other != {k: want[k] for k in other}:
+        # Said, not silent: another config may use the set that is replaced (write_synthetic
+        # refuses when the folder holds any file it did not write).
         have = ", ".join(f"{k} {v}" for k, v in other.items())
-        asked = ", ".join(f"{k} {want[k]}" for k in other)
-        raise ValueError(f"{root}: holds the synthetic faces of {have}, not {asked}; set dataset.root to "
-                         "another folder (or delete this one to generate it anew)")
+        log.warning("%s holds the synthetic faces of %s; replacing them with %s", root, have,
+                    ", ".join(f"{k} {want[k]}" for k in other))
     # Sets generated before the masks existed (or with other regions) get them by regenerating:
     # the pictures come out the same.
     if info is None or {k: info.get(k) for k in want} != want or not masks_current(root):
