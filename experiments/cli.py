@@ -56,7 +56,8 @@ def _add_run(sub) -> None:
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run in RUN_DIR with its saved config; --set may change "
                         "only keys that leave the numbers as they are (runner.progress, runner.device, "
-                        "runner.jobs_per_device, runner.backend, output, logging)")
+                        "output, logging; runner.jobs_per_device, runner.backend when the torch thread "
+                        "count per run stays the same)")
     p.set_defaults(handler="cfer.experiments.cli:cli_run")
 
 

@@ -17,6 +17,8 @@ from cfer.core.typed import ConfigError
 #: Keys (and sections) whose change leaves every number as it is: progress bars, where
 #: and how many at a time the runs execute, logging, plots, the output folder. A device
 #: change can move the last digits (another floating-point unit); it is allowed, and recorded.
+#: A backend or jobs-per-device change is allowed only when a run keeps its torch thread count
+#: (:func:`cfer.experiments.run.context.check_threads`): the count changes the numbers.
 HARMLESS: tuple[str, ...] = ("runner.progress", "runner.device", "runner.jobs_per_device",
                              "runner.backend", "output", "evaluation.tensorboard", "evaluation.wandb",
                              "evaluation.wandb_project")
