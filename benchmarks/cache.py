@@ -74,14 +74,28 @@ def _decode(path: Path, size: int) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can get: Linux's ``MemAvailable`` (free memory plus the
+    page cache it can drop), else the physical memory; None when the system does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def check_memory(n: int, size: int) -> None:
     """Refuse (one line) a decoded array of ``n`` images of ``size`` px that this machine's
     available memory cannot hold, before allocating it (numpy would fail with a traceback,
     or the kernel kill the process, only once pages are touched)."""
     need = n * size * size * 3
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # not POSIX: numpy's own MemoryError then
+    free = available_memory()
+    if free is None:  # unknown: numpy's own MemoryError then
         return
     if need > free:
         raise ValueError(f"decoding {n} images at {size} px needs {need / 2**30:.1f} GiB of memory, "

@@ -114,6 +114,14 @@ def test_a_run_and_a_sweep_never_take_each_others_directory(finished, tmp_path, 
     assert str(mine) in one_line(capsys.readouterr().err)
     assert tree(mine) == {"config.yaml": b"# my notes\nname: mine\n"}
 
+    from cfer.experiments.run.ownership import kind_of
+
+    old = tmp_path / "old"  # a run killed by an older cfer, whose config.yaml had no comment
+    (old / "logs").mkdir(parents=True)
+    text = (run / "config.yaml").read_text()
+    (old / "config.yaml").write_text(text[text.index("\n") + 1:])
+    assert kind_of(old) == "run" and kind_of(mine) == "other" and kind_of(sweep) == "sweep"
+
 
 def test_synthetic_data_never_overwrites_a_folder_it_did_not_fill(tmp_path):
     from cfer.benchmarks.synthetic_faces.writer import synthetic, write_synthetic
@@ -139,13 +147,13 @@ def test_a_refused_command_changes_nothing_on_disk(synth_root, finished, tmp_pat
             dest = cfee / p.relative_to(synth_root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(p, dest)
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "out"
     args = [a for a in finished[1] if not a.startswith("benchmark.compounds")]
     assert cfer(["run", "--out", str(out), *sets(*args, "dataset.kind=cfee", f"dataset.root={cfee}",
                                                   "benchmark.partial_taxonomy=true")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the warning about the classes
     assert "protocol.orders" in err and "1 distinct" in err
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()  # nor the folder made on the way to it
 
 
 # --- it writes where it should not ------------------------------------------------------------

@@ -52,6 +52,22 @@ def _legacy_sweep_config(path: Path) -> bool:
     return bool(grid)
 
 
+def _legacy_run_config(path: Path) -> bool:
+    """A ``config.yaml`` without our comment that is a whole resolved config, every section
+    present (what ``cfer run`` saved before the comment existed; a config of the user's names
+    a few sections)."""
+    import dataclasses
+
+    from cfer.core.typed import read_yaml
+    from cfer.experiments.config.sections import ExperimentConfig
+
+    try:
+        data = read_yaml(path)
+    except (OSError, ValueError):
+        return False
+    return {f.name for f in dataclasses.fields(ExperimentConfig)} <= data.keys()
+
+
 def kind_of(folder: str | Path) -> str:
     """What ``folder`` is: ``missing``, ``empty`` (nothing, or only a killed run's lock),
     ``run`` (a cfer run directory), ``sweep`` (a cfer sweep directory), ``file`` (not a folder)
@@ -70,6 +86,8 @@ def kind_of(folder: str | Path) -> str:
             config.is_file() and not first.startswith("# cfer run") and _legacy_sweep_config(config)):
         return "sweep"
     if first == RUN_HEADER or names & {"results.json", "basic", "basic_model", "models"}:
+        return "run"
+    if config.is_file() and not first.startswith("#") and _legacy_run_config(config):
         return "run"
     return "other"
 
@@ -103,10 +121,17 @@ def removed_if_refused(folder: str | Path, *, started: Callable[[], bool]) -> It
     holds and the folder did not exist before: a refused command leaves nothing behind, and
     only what it created itself is removed."""
     folder = Path(folder)
+    made = folder  # the outermost folder of the path that does not exist yet (runs/ of runs/x)
+    while not made.parent.exists() and made.parent != made:
+        made = made.parent
     existed = folder.exists()
     try:
         yield
     except BaseException:
         if not existed and folder.is_dir() and not started():
             shutil.rmtree(folder, ignore_errors=True)
+            for parent in folder.parents:  # the empty folders made on the way to it
+                if parent == made.parent or not parent.is_dir() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
         raise
