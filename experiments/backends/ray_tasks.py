@@ -128,7 +128,6 @@ def worker_config(cfg):
 def execute(runner, todo, *, device, record, fail) -> None:
     import ray
 
-
     cfg, rc = runner.cfg, runner.cfg.runner.ray
     started = connect(rc.address)
     try:
