@@ -161,8 +161,8 @@ def type_name(tp) -> str:
 
 
 def _coerce(value: Any, tp, key: str, where: str):
-    def fail():
-        raise ConfigTypeError(f"{where}: key '{key}': expected {type_name(tp)}, got {value!r}")
+    def fail(why: str = ""):
+        raise ConfigTypeError(f"{where}: key '{key}': expected {type_name(tp)}, got {value!r}{why}")
 
     origin = typing.get_origin(tp)
     if tp is Any:
@@ -212,7 +212,7 @@ def _coerce(value: Any, tp, key: str, where: str):
         return value
     if tp is float:
         if isinstance(value, str) and _NUMBER.match(value):  # "1e-4": YAML 1.1 left it a string
-            return float(value)
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail()
         if not math.isfinite(value):  # .inf / .nan: a learning rate of inf trains on NaN losses

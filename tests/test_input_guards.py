@@ -249,10 +249,11 @@ def test_ctrl_c_ends_with_one_line_and_leaves_a_resumable_run(tmp_path, synth_ro
     out = tmp_path / "out"
     args = [a for a in TINY
             if not a.startswith(("protocol.orders", "runner.progress", "benchmark.compounds"))]
-    # six runs of a few seconds each (the 3! distinct orders of three compound classes): the
-    # signal comes while the later ones run
-    args += [f"dataset.root={synth_root}", "protocol.orders=6",
-             "benchmark.compounds=[happily surprised, sadly angry, awed]"]
+    # 24 runs of about a second each (the 4! distinct orders of four compound classes): the
+    # signal comes while the later ones run (with six, a loaded machine's delay before the
+    # signal let all six finish)
+    args += [f"dataset.root={synth_root}", "protocol.orders=24",
+             "benchmark.compounds=[happily surprised, sadly angry, awed, fearfully surprised]"]
     env = {**os.environ, "COLUMNS": "200"}
     p = subprocess.Popen([sys.executable, "-m", "cfer", "run", "--out", str(out), *sets(*args)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -264,15 +265,15 @@ def test_ctrl_c_ends_with_one_line_and_leaves_a_resumable_run(tmp_path, synth_ro
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     saved = sum(len(b["runs"]) for b in json.loads((out / "results.json").read_text())["methods"].values())
-    assert 1 <= saved < 6
-    assert err.strip().splitlines()[-1] == (f"interrupted: {saved} of 6 runs saved; continue with "
+    assert 1 <= saved < 24
+    assert err.strip().splitlines()[-1] == (f"interrupted: {saved} of 24 runs saved; continue with "
                                             f"cfer run --resume {out}")
     assert "Traceback" not in err
     assert not list(out.rglob("*.tmp")) and not (out / ".cfer.lock").exists()
     # What the terminal showed: the finished run kept as its line, epochs and loss inside the
     # experience, log lines on their own lines (never glued to a bar).
-    assert re.search(r"\[1/6\] naive order 0 fold 0 seed 0: 100%", err)
-    assert re.search(r"exp 2/4: epoch 1/1, loss \d", err)
+    assert re.search(r"\[1/24\] naive order 0 fold 0 seed 0: 100%", err)
+    assert re.search(r"exp 2/5: epoch 1/1, loss \d", err)
     assert not re.search(r"[^\r\n]INFO ", err)
 
 
