@@ -39,7 +39,7 @@ from cfer.experiments.run.sessions import Session, Sessions, resolve_device
 log = logging.getLogger(__name__)
 
 #: The folders a run makes in its directory (and the only ones its start-up clean-up looks into).
-OWN_FOLDERS = ("basic", "basic_model", "models", "plots", "logs")
+OWN_FOLDERS = ("basic", "basic_model", "models", "plots", "logs", "checkpoints")
 
 
 def check_threads(saved, requested, *, run_dir) -> None:

@@ -146,6 +146,19 @@ class ContinualRunner:
         save_state(path, state, run_dir=self.run_dir)
         return path.relative_to(self.run_dir).as_posix()
 
+    def checkpoint(self, spec: RunSpec):
+        """The experience-level checkpoint of ``spec`` (:mod:`~cfer.experiments.run.checkpoint`),
+        or None (``output.checkpoints: false``, or an offline method: it trains once)."""
+        from cfer.experiments.run.checkpoint import RunCheckpoint
+        from cfer.experiments.run.environment import run_config_digests
+
+        if not self.cfg.output.checkpoints or self.cfg.method_entry(spec.method).offline:
+            return None
+        identity = {"order": list(spec.order), "order_index": spec.order_index, "fold": spec.fold,
+                    "seed": spec.seed, "shots": self.shots}
+        return RunCheckpoint(self.run_dir / "checkpoints" / spec.slug, identity=identity,
+                             digest=run_config_digests(self.cfg)[spec.method], run_dir=self.run_dir)
+
     def basic_path(self, spec: RunSpec) -> Path:
         return self.run_dir / "basic" / f"{spec.method}_fold{spec.fold}_seed{spec.seed}.pt"
 
@@ -175,16 +188,21 @@ class ContinualRunner:
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from cfer.core.metric_definitions import run_record
+        from cfer.experiments.run.checkpoint import fast_forward
+        from cfer.plugins.run.preemption import StopAtEpochBoundary
+        from cfer.plugins.run.preemption import check as check_stop
         from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
         from cfer.plugins.speed.one_pass import one_pass
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
         offline = self.cfg.method_entry(spec.method).offline
         basic = self.basic_state(spec, device=device) if self.uses_shared_basic(spec) else None
+        checkpoint = self.checkpoint(spec)
         meter, primer = ThroughputPlugin(), StartFromWeightsPlugin()
+        # On a stop request (SIGUSR1 under SLURM) the run ends at its next epoch boundary.
         session = self.ctx.session(spec.method, order=spec.order, fold=spec.fold, seed=spec.seed,
                                    shots=self.shots, device=device, log_dir=self.run_dir / "logs" / spec.slug,
-                                   plugins=[meter, primer], label=spec.label)
+                                   plugins=[meter, primer, StopAtEpochBoundary()], label=spec.label)
         bm, strategy, valid = session.benchmark, session.strategy, session.valid
         info = bm.info
         steps = []
@@ -207,7 +225,23 @@ class ContinualRunner:
                     evaluate(i)
                 models = [self.save_model(spec, None, strategy.model)] * len(bm.train_stream)
             else:
+                done = -1  # experiences already done (a checkpoint's)
+                if checkpoint is not None:
+                    checkpoint.watch(strategy)
+                    saved = checkpoint.load()
+                    if saved is not None:  # run its experiences through train() with no epoch
+                        # As the run itself passed them (a shared basic model is primed with none).
+                        fast_forward(strategy, saved, primer=primer, model=session.model,
+                                     experiences=bm.train_stream,
+                                     eval_streams=lambda i: [] if i == 0 and basic is not None
+                                     else [one_pass(valid[: i + 1])])
+                        done, steps[:], models[:] = saved.experience, saved.steps, saved.models
+                        meter.seconds, meter.images = saved.seconds, saved.images
+                        if progress:
+                            progress.update(done + 1)
                 for i, exp in enumerate(bm.train_stream):
+                    if i <= done:
+                        continue
                     if i == 0 and basic is not None:
                         # The strategy's after-experience-0 state, from the shared weights.
                         primer.prime(strategy, exp, state_dict=basic["state_dict"], model=session.model)
@@ -215,6 +249,11 @@ class ContinualRunner:
                         strategy.train(exp, eval_streams=[one_pass(valid[: i + 1])])
                     evaluate(i)
                     models.append(self.save_model(spec, i, strategy.model))
+                    if checkpoint is not None:
+                        checkpoint.save(strategy, experience=i, steps=steps, seconds=meter.seconds,
+                                        images=meter.images, models=models)
+                        if i + 1 < len(bm.train_stream):
+                            check_stop(f"the end of experience {i}")
         rec = {"order": list(spec.order), "fold": spec.fold, "seed": spec.seed,
                "order_index": spec.order_index}
         rec.update(run_record(step_predictions=steps, n_basic=info.n_basic,
@@ -256,6 +295,9 @@ class ContinualRunner:
         def record(spec: RunSpec, rec: dict) -> None:
             add_in_plan_order(results["methods"][spec.method]["runs"], rec, per_method[spec.method])
             self.write_results(results)
+            checkpoint = self.checkpoint(spec)
+            if checkpoint is not None:  # the record is saved: a restart no longer needs it
+                checkpoint.remove()
             log.info("%s: final accuracy %.3f", spec.label, rec["step_accuracy"][-1])
 
         def fail(spec: RunSpec, error: str) -> None:

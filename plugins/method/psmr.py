@@ -529,6 +529,15 @@ class PredictiveSortingReplayPlugin(SupervisedPlugin):
         self.storage_policy = policy
         self.history = [self._restore_entry(e) for e in state.get("history", [])]
 
+    def trajectory_state(self) -> list[dict]:
+        """What an experience-level checkpoint must save as is (experiments/run/checkpoint.py):
+        the history's per-epoch draws are made while training, which priming from saved
+        weights does not repeat; the memory itself is rebuilt by priming."""
+        return copy.deepcopy(self.history)
+
+    def load_trajectory_state(self, state: list[dict]) -> None:
+        self.history = copy.deepcopy(state)
+
     @staticmethod
     def _restore_entry(entry: dict) -> dict:
         """A history entry with its class-id keys back to ints (JSON makes them strings)."""
