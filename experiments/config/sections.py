@@ -190,6 +190,10 @@ class OutputConfig:
     # (order 0, first fold and seed; small_cnn at 32 px: about 1.6 MB a step, 130 MB for the
     # quickstart); all: every run
     save_models: Literal["none", "first", "all"] = "first"
+    # Experience-level checkpoints (checkpoints/<method>/<run>/, experiments/run/checkpoint.py):
+    # after each experience the run's state is saved, and any restart (--resume, a requeued SLURM
+    # task) continues from it with the same numbers; removed when the run's record is saved
+    checkpoints: bool = True
 
 
 @dataclass(frozen=True)
@@ -217,13 +221,42 @@ class RayConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    """``runner.backend: slurm``: every run is one task of a SLURM job array, submitted with
+    submitit (experiments/backends/slurm.py; https://github.com/facebookincubator/submitit).
+    Each key maps to the sbatch option of the same name."""
+
+    partition: str | None = None  # --partition (None: the cluster's default)
+    time: int = 240  # --time, minutes per task (a task past it is signalled, checkpoints and requeues)
+    gpus_per_task: int = 0  # --gpus-per-task (0: CPU tasks; runner.device must then allow cpu)
+    cpus_per_task: int = 1  # --cpus-per-task; also each run's torch thread count
+    mem: str | None = None  # --mem, e.g. 16G (None: the partition's default)
+    account: str | None = None  # --account
+    qos: str | None = None  # --qos
+    array_parallelism: int = 64  # --array=0-N%P: tasks of the array running at once
+    setup: list[str] = field(default_factory=list)  # shell lines before each task (module load ...)
+    signal_delay_s: int = 120  # --signal=USR1@N: warning this long before the time limit
+    additional_parameters: dict[str, Any] = field(default_factory=dict)  # any other sbatch option
+
+    def validate(self, *, where: str) -> None:
+        for key in ("time", "cpus_per_task", "array_parallelism"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}: key 'runner.slurm.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.gpus_per_task < 0 or self.signal_delay_s < 0:
+            raise ConfigError(f"{where}: keys 'runner.slurm.gpus_per_task' and 'runner.slurm.signal_delay_s' "
+                              "must be >= 0")
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # Where runs execute: local (one after another, in this process), processes (jobs_per_device
-    # spawned processes on one device), ray (Ray tasks on a laptop, a multi-GPU node or a cluster).
-    backend: Literal["local", "processes", "ray"] = "local"
+    # spawned processes on one device), ray (Ray tasks on a laptop, a multi-GPU node or a cluster),
+    # slurm (one task of a SLURM job array per run, runner.slurm).
+    backend: Literal["local", "processes", "ray", "slurm"] = "local"
     jobs_per_device: int = 1  # processes: runs at once on the device (> 1 with backend local: processes)
     ray: RayConfig = field(default_factory=RayConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
     progress: bool = True  # a progress bar per run (false: none)
     # Train experience 0 once per (method, fold, seed) and start every class order from it:
     # the basic block is the same in every order, so this is exact and saves (orders - 1)
