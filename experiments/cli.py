@@ -58,7 +58,18 @@ def _add_run(sub) -> None:
                         "only keys that leave the numbers as they are (runner.progress, runner.device, "
                         "output, logging; runner.jobs_per_device, runner.backend when the torch thread "
                         "count per run stays the same)")
+    p.add_argument("--backend", default=None, choices=["local", "processes", "ray", "slurm"],
+                   help="where the runs execute (the same as --set runner.backend=...)")
+    p.add_argument("--detach", action="store_true",
+                   help="runner.backend slurm: submit the runs and exit; `cfer status RUN_DIR` shows them, "
+                        "`cfer run --resume RUN_DIR` collects them (and resubmits any that died)")
     p.set_defaults(handler="cfer.experiments.cli:cli_run")
+
+
+def _add_status(sub) -> None:
+    p = sub.add_parser("status", help="the state of each run of a run directory submitted to SLURM")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a `cfer run --backend slurm` run directory")
+    p.set_defaults(handler="cfer.experiments.cli:cli_status")
 
 
 def _add_sweep(sub) -> None:
@@ -160,10 +171,14 @@ def _add_bench(sub) -> None:
 
 def cli_run(args) -> int:
     """``cfer run``: run the config's phase into its run directory, then report it."""
+    from cfer.experiments.backends.slurm import Detached, detach
     from cfer.experiments.config.load import load_config, resolve_config_path
     from cfer.experiments.config.validate import check_config
     from cfer.experiments.run.results_store import default_run_dir
 
+    if args.backend:
+        args.overrides = [*args.overrides, f"runner.backend={args.backend}"]
+    detach.set(bool(args.detach))
     if args.resume:
         run_dir = Path(args.resume)
         cfg_path = run_dir / "config.yaml"
@@ -189,6 +204,9 @@ def cli_run(args) -> int:
         with lock.acquire(run_dir) as held:  # one `cfer run` per run directory
             try:
                 results = getattr(import_module(module), func)(cfg, run_dir, resume=bool(args.resume))
+            except Detached as submitted:
+                print(submitted)
+                return 0
             except KeyboardInterrupt:
                 line = interrupted_line(run_dir, held.info())
                 if not started():
@@ -201,6 +219,26 @@ def cli_run(args) -> int:
         print(f"interrupted while writing the report: every run is saved; `cfer plot {run_dir}` "
               "writes report.md and plots/", file=sys.stderr)
         return 130
+
+
+def cli_status(args) -> int:
+    """``cfer status RUN_DIR``: each SLURM task of the run, and the counts per state."""
+    from collections import Counter
+
+    from cfer.experiments.backends.slurm import status
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir / 'config.yaml'}: not a run directory")
+    rows = status(run_dir)
+    if not rows:
+        print(f"{run_dir}: no run was submitted to SLURM")
+        return 0
+    for r in rows:
+        print(f"{r['state']:<10} {r['job']:<12} {r['run']}" + (f"  ({r['error']})" if "error" in r else ""))
+    counts = Counter(r["state"] for r in rows)
+    print(", ".join(f"{n} {state}" for state, n in counts.most_common()))
+    return 0
 
 
 def interrupted_line(run_dir: Path, plan: dict) -> str:
@@ -266,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_sweep, _add_synth,
-                _add_prepare, _add_plot, _add_compare, _add_bench, _add_explain):
+                _add_prepare, _add_plot, _add_compare, _add_bench, _add_explain, _add_status):
         add(sub)
     return parser
 

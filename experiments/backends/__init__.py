@@ -7,6 +7,7 @@
   device (``jobs_per_device > 1`` with ``local`` means this, as before backends existed).
 - ``ray`` (:mod:`.ray_tasks`): every run, and every shared basic model, is a Ray task,
   on a laptop, a multi-GPU node or a cluster (``runner.ray``).
+- ``slurm`` (:mod:`.slurm`): every run is a task of a SLURM job array (``runner.slurm``).
 
 Every backend gets the runner, the runs still to do and two callbacks of
 :meth:`cfer.experiments.run.continual.ContinualRunner.run`: ``record(spec, rec)`` as each
@@ -25,6 +26,7 @@ BACKENDS: dict[str, str] = {
     "local": "cfer.experiments.backends.local:execute",
     "processes": "cfer.experiments.backends.processes:execute",
     "ray": "cfer.experiments.backends.ray_tasks:execute",
+    "slurm": "cfer.experiments.backends.slurm:execute",
 }
 
 
@@ -51,6 +53,8 @@ def threads_per_run(runner_cfg) -> int:
         return max(1, (os.cpu_count() or 1) // runner_cfg.jobs_per_device)
     if backend == "ray":
         return max(1, int(runner_cfg.ray.cpus_per_run))
+    if backend == "slurm":
+        return runner_cfg.slurm.cpus_per_task
     import torch
 
     return torch.get_num_threads()

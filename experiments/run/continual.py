@@ -230,6 +230,8 @@ class ContinualRunner:
                     checkpoint.watch(strategy)
                     saved = checkpoint.load()
                     if saved is not None:  # run its experiences through train() with no epoch
+                        log.info("%s: resuming after experience %d (%s)", spec.label, saved.experience,
+                                 checkpoint.folder)
                         # As the run itself passed them (a shared basic model is primed with none).
                         fast_forward(strategy, saved, primer=primer, model=session.model,
                                      experiences=bm.train_stream,
