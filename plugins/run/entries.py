@@ -8,7 +8,9 @@ their phases order them (:mod:`cfer.plugins.registry`):
 - ``start_from_weights`` (``schedule``, inert): while priming it replaces the training of
   experience 0 by its result, weights trained elsewhere the same way; otherwise it does nothing;
 - ``final_validation`` (``evaluate``, inert): scores the validation stream after the last
-  ``train()`` call.
+  ``train()`` call;
+- ``stop_at_epoch_boundary`` (``schedule``, inert): ends the run at the next epoch boundary once
+  a stop was requested by signal (SLURM's time-limit warning, preemption).
 """
 
 from __future__ import annotations
@@ -24,3 +26,6 @@ register_plugin("start_from_weights", path="cfer.plugins.run.start_from_weights:
 register_plugin("final_validation", path="cfer.plugins.run.final_validation:FinalValidationPlugin",
                 phase="evaluate", first_experience="inert",
                 description="the final model's accuracy on the validation stream")
+register_plugin("stop_at_epoch_boundary", path="cfer.plugins.run.preemption:StopAtEpochBoundary",
+                phase="schedule", first_experience="inert",
+                description="ends the run at the next epoch boundary once a stop was requested")
