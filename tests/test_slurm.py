@@ -166,3 +166,35 @@ def test_a_killed_task_is_resumed_from_its_checkpoint(cluster):
     log = Path(json.loads((out / "slurm" / "jobs.json").read_text())["naive/order0_fold0_seed0"]["log"])
     assert "resuming after experience" in log.read_text()
     _same_numbers(json.loads((out / "results.json").read_text()), local, ["naive"])
+
+
+# --- without a cluster ------------------------------------------------------------------------
+
+def test_squeue_failures_are_not_read_as_finished_tasks(monkeypatch):
+    """A job SLURM no longer lists is gone; a controller that does not answer is an error, never
+    "every task left the queue" (which would mark every run failed)."""
+    from cfer.experiments.backends import slurm
+
+    answers = {}
+
+    def run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, answers["rc"], answers["out"], answers["err"])
+
+    monkeypatch.setattr(slurm.subprocess, "run", run)
+    answers.update(rc=0, out="12_0|RUNNING\n12_1|PENDING\n", err="")
+    assert slurm.squeue_states(["12_0", "12_1"]) == {"12_0": "RUNNING", "12_1": "PENDING"}
+    answers.update(rc=1, out="", err="slurm_load_jobs error: Invalid job id specified")
+    assert slurm.squeue_states(["12_0"]) == {}
+    answers.update(rc=1, out="", err="slurm_load_jobs error: Unable to contact slurm controller")
+    with pytest.raises(slurm.QueueUnreachable, match="Unable to contact"):
+        slurm.squeue_states(["12_0"])
+
+
+def test_slurm_settings_map_to_threads_and_are_checked():
+    from cfer.core.typed import ConfigError
+    from cfer.experiments.backends import threads_per_run
+
+    cfg = load_config(None, ["runner.backend=slurm", "runner.slurm.cpus_per_task=3"])
+    assert threads_per_run(cfg.runner) == 3
+    with pytest.raises(ConfigError, match="runner.slurm.time"):
+        load_config(None, ["runner.slurm.time=0"])

@@ -151,14 +151,27 @@ def executor(folder: Path, cfg, *, name: str):
     return ex
 
 
+class QueueUnreachable(OSError):
+    """squeue did not answer (the controller is down or unreachable)."""
+
+
 def squeue_states(job_ids) -> dict[str, str]:
-    """``{job id: state}`` of ``job_ids`` as squeue lists them (array tasks as ``A_i``)."""
+    """``{job id: state}`` of ``job_ids`` as squeue lists them (array tasks as ``A_i``); a job
+    SLURM no longer lists (past ``MinJobAge``) is absent. :class:`QueueUnreachable` when squeue
+    fails otherwise: a silent queue must not read as "every task is gone"."""
     ids = sorted({str(j) for j in job_ids})
     if not ids:
         return {}
-    out = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T",
-                          "--jobs", ",".join(i.split("_")[0] for i in ids)],
-                         capture_output=True, text=True, timeout=60)
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T",
+                              "--jobs", ",".join(sorted({i.split("_")[0] for i in ids}))],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise QueueUnreachable(f"squeue: {e}") from None
+    if out.returncode != 0:
+        if "Invalid job id" in out.stderr:  # none of them is listed any more
+            return {}
+        raise QueueUnreachable(f"squeue: {(out.stderr or out.stdout).strip()[:200]}; is SLURM reachable?")
     states = {}
     for line in out.stdout.splitlines():
         if "|" in line:
@@ -233,7 +246,12 @@ def _wait(runner, todo, *, jobs: dict, record, fail) -> None:
     waiting = list(todo)
     with RunsBar(runner.ctx, total=len(todo), desc=f"{len(todo)} runs on SLURM") as bar:
         while waiting:
-            states = squeue_states(jobs[s.slug]["job"] for s in waiting)
+            try:
+                states = squeue_states(jobs[s.slug]["job"] for s in waiting)
+            except QueueUnreachable as e:  # a controller restart: ask again at the next poll
+                log.warning("%s; retrying in %.0f s", e, POLL_S * 5)
+                time.sleep(POLL_S * 5)
+                continue
             for spec in list(waiting):
                 shard = read_shard(run_dir, spec)
                 job = jobs[spec.slug]["job"]
