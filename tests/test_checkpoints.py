@@ -28,11 +28,17 @@ def _cfg(root, *extra):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def root(tmp_path_factory):
+    """The module's folder (its synthetic data set is generated once)."""
+    return tmp_path_factory.mktemp("ckpt")
+
+
+@pytest.fixture(scope="module")
+def reference(root):
     """One uninterrupted run of every continual strategy."""
     from cfer.experiments.run.continual import ContinualRunner
 
-    tmp = tmp_path_factory.mktemp("ckpt")
+    tmp = root
     cfg = _cfg(tmp, f"strategies.methods=[{', '.join(CONTINUAL)}]")
     results = ContinualRunner(cfg, tmp / "reference").run()
     assert not (tmp / "reference" / "checkpoints").exists(), "a finished run keeps its checkpoints"
@@ -92,12 +98,12 @@ def test_a_run_killed_after_an_experience_resumes_to_the_same_numbers(method, re
     assert not (out / "checkpoints").exists()
 
 
-def test_carried_optimizer_state_is_restored(reference, monkeypatch):
+def test_carried_optimizer_state_is_restored(root, monkeypatch):
     """``training.reset_optimizer: false``: Adam's moments carry over experiences; the checkpoint
     saves them (priming makes no optimizer step)."""
     from cfer.experiments.run.continual import ContinualRunner
 
-    tmp, _ = reference
+    tmp = root
     cfg = _cfg(tmp, "strategies.methods=[naive]", "training.reset_optimizer=false", "training.epochs=2")
     whole = ContinualRunner(cfg, tmp / "carry_whole").run()
     _kill_after(monkeypatch, KILL_AFTER)
@@ -109,20 +115,19 @@ def test_carried_optimizer_state_is_restored(reference, monkeypatch):
         whole["methods"]["naive"]["runs"][0]["accuracy_matrix"]
 
 
-def test_a_checkpoint_of_another_config_is_refused_in_one_line(reference, monkeypatch):
+def test_a_checkpoint_of_another_config_is_refused_in_one_line(root, monkeypatch):
     from cfer.experiments.run.checkpoint import RunCheckpoint
-    from cfer.experiments.run.continual import ContinualRunner
+    from cfer.experiments.run.continual import ContinualRunner, plan_runs
     from cfer.experiments.run.model_files import ModelFileError
 
-    tmp, _ = reference
+    tmp = root
     cfg = _cfg(tmp, "strategies.methods=[naive]")
     _kill_after(monkeypatch, 0)
     with pytest.raises(Killed):
         ContinualRunner(cfg, tmp / "foreign").run()
     monkeypatch.undo()
     runner = ContinualRunner(cfg, tmp / "foreign")
-    spec = next(iter([s for s in __import__("cfer.experiments.run.continual", fromlist=["plan_runs"])
-                      .plan_runs(cfg, runner.ctx.data().dataset.class_names)]))
+    (spec,) = plan_runs(cfg, runner.ctx.data().dataset.class_names)
     good = runner.checkpoint(spec)
     other = RunCheckpoint(good.folder, digest="0" * 16, identity=good.identity)
     with pytest.raises(ModelFileError, match="another run or config") as err:
@@ -131,10 +136,48 @@ def test_a_checkpoint_of_another_config_is_refused_in_one_line(reference, monkey
     assert good.load().experience == 0
 
 
-def test_checkpoints_off_writes_none(reference, monkeypatch):
+def test_checkpoints_off_writes_none(root):
     from cfer.experiments.run.continual import ContinualRunner
 
-    tmp, _ = reference
+    tmp = root
     cfg = _cfg(tmp, "strategies.methods=[naive]", "output.checkpoints=false")
     ContinualRunner(cfg, tmp / "off").run()
     assert not (tmp / "off" / "checkpoints").exists()
+
+
+def test_a_stop_request_ends_the_run_at_an_epoch_boundary_and_resume_continues(root, monkeypatch):
+    """What SIGUSR1 does under SLURM (plugins/run/preemption.py), without SLURM: the request
+    comes mid-experience 1; the run ends at the next epoch boundary with its experience-0
+    checkpoint, and the restart gives the uninterrupted numbers."""
+    import signal
+
+    from cfer.experiments.run.continual import ContinualRunner
+    from cfer.plugins.run import preemption
+    from cfer.plugins.speed.throughput import ThroughputPlugin
+
+    tmp = root
+    cfg = _cfg(tmp, "strategies.methods=[naive]", "training.epochs=2")
+    whole = ContinualRunner(cfg, tmp / "stop_whole").run()
+    real_step = ThroughputPlugin.after_training_iteration
+
+    def after_training_iteration(self, strategy, *args, **kw):
+        if strategy.experience.current_experience == 1:
+            signal.raise_signal(signal.SIGUSR1)  # handled: a stop request, not the default kill
+        return real_step(self, strategy, *args, **kw)
+
+    previous = signal.getsignal(signal.SIGUSR1)
+    monkeypatch.setattr(ThroughputPlugin, "after_training_iteration", after_training_iteration)
+    preemption.install((signal.SIGUSR1,))
+    try:
+        with pytest.raises(preemption.Preempted, match="epoch 1 of experience 1"):
+            ContinualRunner(cfg, tmp / "stopped").run()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        preemption.clear()
+    monkeypatch.undo()
+    state = next((tmp / "stopped" / "checkpoints" / "naive").iterdir()) / "state.pt"
+    assert state.is_file()
+    got = ContinualRunner(cfg, tmp / "stopped").run(resume=True)
+    mine, theirs = got["methods"]["naive"]["runs"][0], whole["methods"]["naive"]["runs"][0]
+    for key in NUMBERS:
+        assert mine.get(key) == theirs.get(key), key
