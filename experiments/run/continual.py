@@ -225,7 +225,7 @@ class ContinualRunner:
                     evaluate(i)
                 models = [self.save_model(spec, None, strategy.model)] * len(bm.train_stream)
             else:
-                done = -1  # experiences already done (a checkpoint's)
+                done = -1  # the last experience a checkpoint holds (-1: none)
                 if checkpoint is not None:
                     checkpoint.watch(strategy)
                     saved = checkpoint.load()
