@@ -175,4 +175,4 @@ def test_ray_settings_are_checked(ray_cluster):
     with pytest.raises(ConfigError, match="runner.ray.gpus_per_run' above 1 must be a whole number"):
         load_config(None, ["runner.ray.gpus_per_run=1.5"])
     with pytest.raises(ConfigError, match="runner.backend"):
-        load_config(None, ["runner.backend=slurm"])
+        load_config(None, ["runner.backend=kubernetes"])  # slurm is a backend since issue 26
