@@ -93,7 +93,8 @@ PHASE_NAMES = tuple(p.name for p in PHASES)
 FIRST_EXPERIENCE = ("inert", "acts")
 
 #: Light modules of this layer that register the built-in plugins (imported on first lookup).
-BUILTIN = ("cfer.plugins.method.params", "cfer.plugins.run.entries", "cfer.plugins.speed.entries")
+BUILTIN = ("cfer.plugins.method.params", "cfer.plugins.run.entries", "cfer.plugins.speed.entries",
+           "cfer.plugins.stock.entries")
 
 
 class PluginParams(Checked):
@@ -153,6 +154,9 @@ class PluginEntry:
 
 
 _ENTRIES: dict[str, PluginEntry] = {}
+#: Name prefix -> the function giving the entry of a name with that prefix (``avalanche:<Class>``,
+#: :mod:`cfer.plugins.stock.entries`): names a lookup computes rather than a table lists.
+_RESOLVERS: dict[str, object] = {}
 _BY_PATH: dict[str, PluginEntry] = {}
 _CHECKED: set[tuple[type, str]] = set()  # (class, phase) pairs found to keep the rule
 _loaded = False
@@ -214,9 +218,18 @@ def _load() -> None:
             import_module(module)
 
 
+def register_resolver(prefix: str, resolve_name) -> None:
+    """Make ``resolve_name(name) -> PluginEntry`` answer the lookups of names that start with
+    ``prefix`` (it raises ValueError, in one line, for a name it refuses)."""
+    _RESOLVERS[prefix] = resolve_name
+
+
 def plugin_entry(name: str) -> PluginEntry:
     """The registry entry of plugin ``name``: the one lookup by name."""
     _load()
+    for prefix, resolve_name in _RESOLVERS.items():
+        if name.startswith(prefix) and name not in _ENTRIES:
+            return resolve_name(name)
     if name not in _ENTRIES:
         raise ValueError(f"unknown plugin {name!r}; registered: {', '.join(available_plugins())}")
     return _ENTRIES[name]
@@ -232,6 +245,9 @@ def available_plugins() -> list[str]:
 def entry_of(plugin) -> PluginEntry | None:
     """The entry of a plugin object (its class or nearest registered base class), else None."""
     _load()
+    own = getattr(plugin, "cfer_plugin_entry", None)  # built from an entry no class path names
+    if isinstance(own, PluginEntry):
+        return own
     for cls in type(plugin).__mro__:
         entry = _BY_PATH.get(_class_path(cls))
         if entry is not None:

@@ -71,7 +71,16 @@ class StrategyEntry:
 
 
 _ENTRIES: dict[str, StrategyEntry] = {}
+#: Name prefix -> the function giving the entry of a name with that prefix
+#: (``avalanche:<Class>``, :mod:`cfer.strategies.stock`).
+_RESOLVERS: dict[str, Callable] = {}
 _loaded = False
+
+
+def register_resolver(prefix: str, resolve_name: Callable) -> None:
+    """Make ``resolve_name(name) -> StrategyEntry`` answer the lookups of names starting with
+    ``prefix`` (a ValueError, in one line, for a name it refuses)."""
+    _RESOLVERS[prefix] = resolve_name
 
 
 def register_strategy(name: str, *, params: type | None = None, offline: bool = False,
@@ -140,6 +149,7 @@ def _load() -> None:
         return
     _loaded = True
     import_module("cfer.strategies.entries")  # the plugins every strategy gets (schedule, mask)
+    import_module("cfer.strategies.stock")  # avalanche:<Strategy> names
     package = import_module(ZOO)
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):
@@ -158,6 +168,9 @@ def available() -> list[str]:
 def entry(name: str) -> StrategyEntry:
     """The registry entry of ``name``: the one lookup by name."""
     _load()
+    for prefix, resolve_name in _RESOLVERS.items():
+        if name.startswith(prefix) and name not in _ENTRIES:
+            return resolve_name(name)
     if name not in _ENTRIES:
         raise ValueError(f"unknown strategy {name!r}; available: {', '.join(available())}")
     return _ENTRIES[name]
