@@ -253,6 +253,7 @@ def build(name: str | StrategyEntry, *, model, benchmark, config: TrainingConfig
     from cfer.plugins.method.memory import stream_totals
     from cfer.plugins.registry import order as order_plugins
     from cfer.plugins.run.experience_seed import ExperienceSeedPlugin
+    from cfer.plugins.run.no_effect import NoEffectWarning
     from cfer.plugins.speed import fast_data, precision
     from cfer.plugins.workarounds.templates import loader_defaults, no_initial_eval
     from cfer.strategies.masking import SeenClassMask
@@ -281,6 +282,7 @@ def build(name: str | StrategyEntry, *, model, benchmark, config: TrainingConfig
         user_plugins=list(plugins), n_classes=k, train_size=n, seed=int(seed),
         seeder=ExperienceSeedPlugin(int(seed)))
     strategy = e.factory(ctx)
+    strategy.plugins.append(NoEffectWarning(name))  # a method whose plugins change nothing: say so
     ctx.seeder.install(strategy)
     precision.enable(strategy, config.precision_config)
     fast_data.enable(strategy, data)  # None: the fast path with its defaults

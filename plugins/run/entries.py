@@ -10,7 +10,9 @@ their phases order them (:mod:`cfer.plugins.registry`):
 - ``final_validation`` (``evaluate``, inert): scores the validation stream after the last
   ``train()`` call;
 - ``stop_at_epoch_boundary`` (``schedule``, inert): ends the run at the next epoch boundary once
-  a stop was requested by signal (SLURM's time-limit warning, preemption).
+  a stop was requested by signal (SLURM's time-limit warning, preemption);
+- ``no_effect_warning`` (``evaluate``, inert): names a plugin whose ``before_backward`` left the
+  loss unchanged for a whole experience (a method training as its base does).
 """
 
 from __future__ import annotations
@@ -29,3 +31,6 @@ register_plugin("final_validation", path="cfer.plugins.run.final_validation:Fina
 register_plugin("stop_at_epoch_boundary", path="cfer.plugins.run.preemption:StopAtEpochBoundary",
                 phase="schedule", first_experience="inert",
                 description="ends the run at the next epoch boundary once a stop was requested")
+register_plugin("no_effect_warning", path="cfer.plugins.run.no_effect:NoEffectWarning",
+                phase="evaluate", first_experience="inert",
+                description="warns when a loss-changing plugin left the loss unchanged for an experience")

@@ -30,6 +30,8 @@ class FiniteLossGuard(SupervisedPlugin):
     its ``before_backward`` sees the loss they made.
     """
 
+    observes_loss_only = True  # reads L, never changes it (cfer.plugins.run.no_effect)
+
     def __init__(self, run: str):
         super().__init__()
         self.run = run
