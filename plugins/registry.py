@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import ClassVar
 
+from cfer.core.extensions import load_entry_points
 from cfer.core.typed import Checked, ConfigError, record, resolve
 
 #: Avalanche's plugin callbacks that make a training step: a plugin defining one changes how
@@ -216,6 +217,7 @@ def _load() -> None:
         _loaded = True
         for module in BUILTIN:
             import_module(module)
+        load_entry_points()  # installed packages' cfer.extensions (cfer.core.extensions)
 
 
 def register_resolver(prefix: str, resolve_name) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
+from cfer.core.extensions import load_entry_points
 from cfer.core.typed import ConfigError, read_yaml, resolve
 from cfer.strategies.compose import (
     MethodDefinition,
@@ -150,6 +151,7 @@ def _load() -> None:
     _loaded = True
     import_module("cfer.strategies.entries")  # the plugins every strategy gets (schedule, mask)
     import_module("cfer.strategies.stock")  # avalanche:<Strategy> names
+    load_entry_points()  # installed packages' cfer.extensions (cfer.core.extensions)
     package = import_module(ZOO)
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):

@@ -46,9 +46,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
     data = {"name": path.stem, **data}  # a config without a name is named after its file
     for o in overrides:
         data = _deep_merge(data, parse_override(o))
+    data = with_extensions(data, base_dir=path.parent)
     cfg = overlay(ExperimentConfig(), data, where=str(path))
     check_config(cfg, where=str(path))
     return cfg
+
+
+def with_extensions(data: dict, *, base_dir: Path) -> dict:
+    """Import the extensions ``data`` names (before anything reads a registry: a config names
+    their plugins and methods), with file paths made absolute, so that the saved config and
+    every worker process find them."""
+    from cfer.core.extensions import load_extensions, resolve
+
+    names = data.get("extensions") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{base_dir}: key 'extensions': expected a list of file or module names, "
+                          f"got {names!r}")
+    names = [resolve(n, base_dir=base_dir) for n in names]
+    load_extensions(names)
+    return {**data, "extensions": names} if names else data
 
 
 def save_config(cfg: ExperimentConfig, path: Path, *, header: str = "") -> None:

@@ -315,6 +315,9 @@ class ExperimentConfig:
     # what `cfer run` runs: continual (the class-incremental stream), fewshot (each compound
     # class alone, from n images), fscil (few-shot class-incremental); docs/fewshot.md
     phase: Literal["continual", "fewshot", "fscil"] = "continual"
+    # your own plugins, strategies and models: Python files (relative to the config file) or
+    # module names, imported before the config is checked; docs/extending.md
+    extensions: list[str] = field(default_factory=list)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     data: FastDataConfig = field(default_factory=FastDataConfig)

@@ -33,6 +33,7 @@ from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.run import environment as env
 from cfer.experiments.run.basic_store import BasicModelStore, BasicTraining, train_basic
 from cfer.experiments.run.data import RunData
+from cfer.experiments.run.extensions import check_extensions, run_extensions
 from cfer.experiments.run.results_store import ResultsStore, saved_count
 from cfer.experiments.run.sessions import Session, Sessions, resolve_device
 
@@ -69,6 +70,7 @@ class RunContext:
         self.results = ResultsStore(self.run_dir)
         self.resumes: list[dict] = []  # harmless config changes on resume (results.json: resumes)
         self.lock = None  # the run directory's lock, from start()
+        self.extensions = run_extensions(cfg)  # imported here too: a backend's worker process
 
     # -- the parts' state, where the phases and backends read it ----------------------------
     @property
@@ -169,6 +171,7 @@ class RunContext:
                              f"{existing.get('schema_version', 1)}, this cfer writes {env.SCHEMA_VERSION}; "
                              "a resumed run would mix the two: run the config into another --out")
         self._check_saved_config(resume=resume, existing=existing)
+        check_extensions(existing.get("extensions", []), self.extensions, run_dir=self.run_dir)
         remove_stale_temporaries(self.run_dir, subfolders=OWN_FOLDERS)
         return existing
 
@@ -221,6 +224,8 @@ class RunContext:
         head["dataset"]["unreadable_images"] = [list(f) for f in d.failed]
         if self.missing_classes:
             head["dataset"]["missing_classes"] = list(self.missing_classes)
+        if self.extensions:
+            head["extensions"] = self.extensions
         if self.resumes:
             head["resumes"] = self.resumes
         return head
