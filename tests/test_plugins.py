@@ -138,6 +138,7 @@ def _runner_plugin(name, bm):
     """The plugin objects the builder and the runner construct themselves (no params)."""
     from cfer.experiments.run.epoch_progress import EpochProgress
     from cfer.plugins.run.final_validation import FinalValidationPlugin
+    from cfer.plugins.run.no_effect import NoEffectWarning
     from cfer.plugins.run.preemption import StopAtEpochBoundary
     from cfer.plugins.run.start_from_weights import StartFromWeightsPlugin
     from cfer.plugins.speed.throughput import ThroughputPlugin
@@ -148,6 +149,7 @@ def _runner_plugin(name, bm):
             "throughput": ThroughputPlugin,
             "stop_at_epoch_boundary": StopAtEpochBoundary,
             "seen_class_mask": lambda: SeenClassMask(auto=True),
+            "no_effect_warning": NoEffectWarning,
             "progress": lambda: EpochProgress(_Bar())}[name]()
 
 
