@@ -5,6 +5,12 @@ resumed run that trained the rest with other settings would mix two experiments 
 one config. So any change of a key that can change a number is refused, naming the keys;
 the keys that only change how the run runs (:data:`HARMLESS`) are allowed, and each such
 change is recorded in ``results.json`` (``resumes``) with the number of runs saved before it.
+
+``--resume`` may also add methods (:func:`added_method_keys`): ``strategies.methods`` may gain
+names, with their ``strategies.define``/``params``/``overrides`` entries and the extensions
+that bring their code. The saved methods' runs, settings and digests are untouched
+(a method's digest holds only its own settings: :func:`cfer.experiments.run.environment.
+config_digest`); removing or reordering a saved method, or changing its settings, stays refused.
 """
 
 from __future__ import annotations
@@ -50,12 +56,37 @@ def _show(v: Any) -> str:
     return "unset" if v is None else str(v)
 
 
+def added_method_keys(saved: Mapping, requested: Mapping, changes: Mapping) -> set[str]:
+    """The changed keys that only add methods to the saved ones: ``strategies.methods`` when the
+    saved methods are kept, in their order, at its start; the new methods' own ``define``,
+    ``params`` and ``overrides`` (absent before); ``extensions`` when it only gains entries."""
+    strategies = ("strategies",)
+    old = (saved.get("strategies") or {}).get("methods") or []
+    new = (requested.get("strategies") or {}).get("methods") or []
+    if list(new[: len(old)]) != list(old) or len(new) == len(old):
+        return set()
+    added = set(new) - set(old)
+    out = {"strategies.methods"}
+    for key, (before, _) in changes.items():
+        parts = key.split(".")
+        if parts[0] not in strategies or len(parts) < 2 or parts[1] not in ("define", "params", "overrides"):
+            continue
+        if (len(parts) == 2 and before == {}) or (len(parts) >= 3 and parts[2] in added and before is None):
+            out.add(key)  # a section that was empty, or a key of a new method
+    before_ext = saved.get("extensions") or []
+    after_ext = requested.get("extensions") or []
+    if list(after_ext[: len(before_ext)]) == list(before_ext):
+        out.add("extensions")
+    return out
+
+
 def check_same_experiment(saved: Mapping, requested: Mapping, *, run_dir, resume: bool,
                           n_saved: int) -> dict[str, dict]:
     """Refuse (one-line ConfigError) a requested config that would change the results of the
     run saved in ``run_dir``; return the harmless changes, ``key -> {"from": .., "to": ..}``."""
     changes = config_changes(saved, requested)
-    bad = {k: v for k, v in changes.items() if not is_harmless(k)}
+    adding = added_method_keys(saved, requested, changes) if resume else set()
+    bad = {k: v for k, v in changes.items() if not is_harmless(k) and k not in adding}
     if bad:
         keys = ", ".join(bad)
         was = "; ".join(f"{k}={_show(old)}" for k, (old, _) in bad.items())
@@ -85,7 +116,10 @@ def check_recorded_config(recorded: Mapping, requested: Mapping, *, run_dir, n_s
     comparison with config.yaml alone cannot. Keys that ``recorded`` lacks (added to cfer
     since) are not compared."""
     a, b = flatten(_plain(recorded)), flatten(_plain(requested))
-    bad = {k: a[k] for k in sorted(a.keys() & b.keys()) if a[k] != b[k] and not is_harmless(k)}
+    adding = added_method_keys(_plain(recorded), _plain(requested),
+                               {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys()})
+    bad = {k: a[k] for k in sorted(a.keys() & b.keys())
+           if a[k] != b[k] and not is_harmless(k) and k not in adding}
     if bad:
         was = "; ".join(f"{k}={_show(v)}" for k, v in bad.items())
         raise ConfigError(
