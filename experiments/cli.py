@@ -100,9 +100,13 @@ def _add_prepare(sub) -> None:
 
 
 def _add_plot(sub) -> None:
-    p = sub.add_parser("plot", help="rebuild plots and report.md of a run from its results.json")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a `cfer run` output folder (holding results.json)")
-    p.set_defaults(handler="cfer.experiments.report.run_report:cli_plot")
+    p = sub.add_parser("plot", help="rebuild plots and report.md of a run from its results.json; with "
+                                     "several run folders of one setting, their methods' figures together")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a `cfer run` output folder (holding results.json); several: drawn together")
+    p.add_argument("--out", default=None, help="where the figures of several folders go (default: "
+                   "./cfer_plots)")
+    p.set_defaults(handler="cfer.experiments.report.merged_plots:cli_plot")
 
 
 def _add_compare(sub) -> None:

@@ -49,3 +49,25 @@ def test_resume_adds_a_method_and_leaves_the_saved_runs_byte_identical(tmp_path)
             ContinualRunner(load_config(None, base), out).run(resume=True)
         assert "\n" not in str(e.value)
     assert json.loads((out / "results.json").read_text())["methods"]["naive"] == before["methods"]["naive"]
+
+
+def test_cfer_plot_draws_the_methods_of_several_directories_and_refuses_other_settings(tmp_path, capsys):
+    from cfer.experiments.cli import main as cfer
+    from tests.test_compare import _method_runs, _results, _write
+
+    a = _write(tmp_path / "a", _results({"naive": _method_runs(0.3, n=2, seed=1),
+                                         "kd_psmr": _method_runs(0.6, n=2, seed=2)}))
+    b = _write(tmp_path / "b", _results({"mine": _method_runs(0.5, n=2, seed=3),
+                                         "naive": _method_runs(0.3, n=2, seed=1)}))
+    out = tmp_path / "figures"
+    assert cfer(["plot", a, b, "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert {"forgetting_kd_psmr.png", "forgetting_mine.png", "step_accuracy.png"} <= set(names)
+    # a method both directories ran is drawn once per directory, labelled with it
+    assert sum(n.startswith("forgetting_naive") for n in names) == 2
+    other = _write(tmp_path / "c", _results({"lwf": _method_runs(0.4, n=2, seed=4)}, name="cfee"))
+    capsys.readouterr()
+    assert cfer(["plot", a, other, "--out", str(tmp_path / "no")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "are not comparable: they differ in data set" in err[0]
+    assert not (tmp_path / "no").exists()
