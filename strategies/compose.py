@@ -161,9 +161,9 @@ def method_params(definition: MethodDefinition, value, *, where: str) -> MethodP
     ``strategies.params.<method>``) as the method's hyperparameters."""
     defaults = default_params(definition)
     if value is None:
-        return defaults
+        return _checked(defaults, where=where)
     if isinstance(value, MethodParams) and value.method == definition.name:
-        return value
+        return _checked(value, where=where)
     if not isinstance(value, Mapping):
         raise TypeError(f"{where}: params must be None, a mapping or the MethodParams of "
                         f"{definition.name!r}, got {type(value).__name__}")
@@ -191,8 +191,18 @@ def method_params(definition: MethodDefinition, value, *, where: str) -> MethodP
             params = overlay(params, nested[owner], where=where, prefix=f"{prefix}.{owner}")
         resolved[owner] = params
     base_name = type(definition.base_params).method
-    return MethodParams(definition.name, resolved.get(base_name, definition.base_params),
-                        tuple((p, resolved[p]) for p, _ in definition.plugins))
+    return _checked(MethodParams(definition.name, resolved.get(base_name, definition.base_params),
+                                 tuple((p, resolved[p]) for p, _ in definition.plugins)), where=where)
+
+
+def _checked(params: MethodParams, *, where: str) -> MethodParams:
+    """``params`` after each owner's own last check (a stock Avalanche class's required
+    constructor arguments, :mod:`cfer.plugins.stock.signature`), which the definition or
+    ``strategies.params.<method>`` may set."""
+    for _, owner in params.owners():
+        if hasattr(owner, "check_required"):
+            owner.check_required(where=where)
+    return params
 
 
 def composed_factory(definition: MethodDefinition, base_factory: Callable):

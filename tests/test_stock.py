@@ -136,9 +136,9 @@ def test_a_zero_strength_regulariser_is_named(stream, caplog):
     ({"base": {"avalanche:Replay": {"mem_size": "papers"}}}, "mem_size': expected int | 'paper'"),
 ])
 def test_a_stock_class_cfer_cannot_run_or_a_bad_key_is_one_line(data, message):
-    with pytest.raises(ConfigError) as e:
-        define("m", data, where="my.yaml", prefix="strategies.define.m")
-    assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError) as e:  # a required value may come from strategies.params:
+        define("m", data, where="my.yaml", prefix="strategies.define.m").resolve_params(where="my.yaml")
+    assert message in str(e.value) and "\n" not in str(e.value)  # checked with the method's params
     assert str(e.value).startswith("my.yaml: ")
 
 
@@ -157,3 +157,39 @@ def test_a_memory_size_takes_the_papers_rule_by_name(tiny_benchmark):
                      benchmark=bm, config=TrainingConfig(**{**TINY, "mem_per_class": 3}))
     plugin = next(p for p in strategy.plugins if type(p).__name__ == "ReplayPlugin")
     assert plugin.mem_size == 3 * len(bm.info.class_names)  # m per class over every class of the stream
+
+
+REFUSED = sorted(n for n, r in TABLE.items() if not r.runs)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_every_row_that_cannot_run_here_is_refused_in_one_line_with_its_reason(name):
+    row = TABLE[name]
+    data = ({"base": "naive", "plugins": [f"avalanche:{name}"]} if row.kind == "plugin"
+            else {"base": f"avalanche:{name}"})
+    with pytest.raises(ConfigError) as e:
+        define("m", data, where="my.yaml", prefix="strategies.define.m")
+    assert row.note in str(e.value) and "\n" not in str(e.value)
+
+
+def test_docs_avalanche_md_is_the_table_and_its_example_config_loads(tmp_path):
+    """The support page is generated from the table this file runs, and its YAML example is a
+    config cfer reads (settings checked against the constructors)."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from cfer.experiments.config.load import load_config
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "tools"))
+    import avalanche_docs
+
+    text = (root / "docs" / "avalanche.md").read_text(encoding="utf-8")
+    assert text == avalanche_docs.render(), "stale: run python tools/avalanche_docs.py --write"
+    (example,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    config = tmp_path / "stock.yaml"
+    config.write_text(example)
+    cfg = load_config(config)
+    assert cfg.params_for("si").si_lambda == 100.0
+    assert [p for p, _ in cfg.params_for("ewc_lwf").plugins] == ["avalanche:EWCPlugin", "avalanche:LwFPlugin"]

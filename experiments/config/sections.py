@@ -343,6 +343,8 @@ class ExperimentConfig:
             if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.methods': unknown strategy {m!r} "
                                   f"(available: {', '.join(known)})")
+        for m in methods:  # every setting of a method that runs, required ones included
+            self._params(m, where=where)
         # params and overrides of registered methods not run now are checked too, and kept unused
         for m in self.strategies.params:
             if m not in known:

@@ -105,7 +105,9 @@ def params_dataclass(cls, *, base: type, name: str, skip=(), inject=()):
             else:
                 fields.append((p.name, tp, dataclasses.field(default=default)))
 
-    def validate(self, *, where: str) -> None:  # after a config's values are laid over
+    # Checked once every value is laid over (the definition's and strategies.params.<method>'s:
+    # compose.method_params), not by each overlay: a required value may come from either.
+    def check_required(self, *, where: str) -> None:
         missing = [k for k in required if getattr(self, k) == REQUIRED]
         if missing:
             from cfer.core.typed import ConfigError
@@ -114,7 +116,7 @@ def params_dataclass(cls, *, base: type, name: str, skip=(), inject=()):
                               f"{cls.__name__} has no default for it)")
 
     made = dataclasses.make_dataclass(f"{cls.__name__}Params", fields, bases=(base,), frozen=True,
-                                      namespace={"validate": validate,
+                                      namespace={"check_required": check_required,
                                                  "__doc__": f"The settings of {name}."})
     return made
 
@@ -122,7 +124,7 @@ def params_dataclass(cls, *, base: type, name: str, skip=(), inject=()):
 def build_kwargs(params, *, ctx, inject=()) -> dict:
     """The keyword arguments of the stock constructor: ``params``' values (``paper`` memory
     sizes resolved over the stream), and the ``inject``ed ones from the build context."""
-    params.validate(where="build")  # a required value cannot be left unset
+    params.check_required(where="build")  # a required value cannot be left unset
     out = dataclasses.asdict(params)
     for k in MEMORY_KEYS:
         if out.get(k) == "paper":
