@@ -204,7 +204,7 @@ def test_the_plugin_of_docs_extending_registers_composes_and_trains(tiny_benchma
     monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))  # this test's registrations
     monkeypatch.setattr(registry, "_BY_PATH", dict(registry._BY_PATH))  # stay in this test
     doc = (Path(__file__).resolve().parent.parent / "docs" / "extending.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    (code,) = re.findall(r"cat > my_plugins.py <<'EOF'\n(.*?)\nEOF\n", doc, re.S)  # the walkthrough's file
     namespace = {"__name__": "docs_extending"}
     exec(compile(code, "docs/extending.md", "exec", dont_inherit=True), namespace)  # noqa: S102
     e = define("pulled", {"base": "naive", "plugins": [{"l2_pull": {"strength": 0.5}}]}, where="doc",
