@@ -10,7 +10,9 @@ their params), then:
 - :class:`~cfer.strategies.masking.SeenClassMask` (``strategy.seen_class_mask``;
   inactive unless ``n_seen`` is set, as the runner does for ``joint``).
 
-and the caller's plugins, then the speed path's (precision, fast data). Every plugin of the
+and the caller's plugins, then the speed path's (precision, fast data), and the no-effect
+warning (:mod:`cfer.plugins.run.no_effect`: names a plugin that should change the loss but
+never does). Every plugin of the
 built strategy, the ones its Avalanche class adds itself included, is then ordered by its
 phase (:func:`cfer.plugins.registry.order`, which refuses in one line a composition that
 breaks a phase's rule).

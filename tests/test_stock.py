@@ -193,3 +193,11 @@ def test_docs_avalanche_md_is_the_table_and_its_example_config_loads(tmp_path):
     cfg = load_config(config)
     assert cfg.params_for("si").si_lambda == 100.0
     assert [p for p, _ in cfg.params_for("ewc_lwf").plugins] == ["avalanche:EWCPlugin", "avalanche:LwFPlugin"]
+
+
+def test_a_stock_name_in_strategies_methods_says_how_to_run_it():
+    from cfer.experiments.config.load import load_config
+
+    with pytest.raises(ConfigError, match=r"'avalanche:EWC' is run through a method of your own: "
+                                          r"strategies.define.<name>: \{base: 'avalanche:EWC'\}"):
+        load_config(None, ["strategies.methods=[avalanche:EWC]"])

@@ -340,6 +340,10 @@ class ExperimentConfig:
             raise ConfigError(f"{where}: key 'strategies.methods': {methods} names a method twice (its runs "
                               "would be counted twice)")
         for m in self.strategies.methods:
+            if m not in known and m.startswith("avalanche:"):  # a name, not a folder: define it
+                raise ConfigError(f"{where}: key 'strategies.methods': {m!r} is run through a method of "
+                                  f"your own: strategies.define.<name>: {{base: {m!r}}}, then "
+                                  "strategies.methods: [<name>] (docs/avalanche.md)")
             if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.methods': unknown strategy {m!r} "
                                   f"(available: {', '.join(known)})")
