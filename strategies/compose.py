@@ -10,7 +10,9 @@ A definition (a config's ``strategies.define.<name>``, or a YAML file of the zoo
       order: 300                                                # optional: place in available()
 
 The method trains as its base does, with the plugins added to the base's own and every
-plugin ordered by its phase (:mod:`cfer.plugins.registry`). Its hyperparameters
+plugin ordered by its phase (:mod:`cfer.plugins.registry`). A base or a plugin may be any stock
+Avalanche class by name, ``avalanche:<Class>`` (:mod:`cfer.strategies.stock`,
+:mod:`cfer.plugins.stock`; docs/avalanche.md). Its hyperparameters
 (:class:`MethodParams`) are the base's and the plugins' params, the definition's values
 laid over the plugins' defaults; ``strategies.params.<method>.<key>`` sets a key of the one
 plugin (or the base) that has it, and ``strategies.params.<method>.<plugin>.<key>`` a key two

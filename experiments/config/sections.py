@@ -94,7 +94,8 @@ class StrategiesConfig:
 
     ``define.<method>``: a method composed of a base strategy and registered plugins
     (``define: {my_method: {base: naive, plugins: [distillation, {psmr: {selection: herding}}]}}``;
-    :mod:`cfer.strategies.compose`, docs/extending.md).
+    :mod:`cfer.strategies.compose`, docs/extending.md); a base or plugin may be a stock Avalanche
+    class, ``avalanche:<Class>`` (docs/avalanche.md).
     ``params.<method>``: laid over the method's params (a zoo strategy's dataclass, declared in
     ``strategies/zoo/<method>.py``, or a composed method's plugins' params: ``params: {lwf:
     {alpha: 2.0}, kd_psmr: {gamma: 0.5}}``).
