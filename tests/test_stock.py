@@ -24,6 +24,9 @@ EPOCHS = dict(basic_epochs=1, epochs=2)
 #: last minibatch of experience 0: all of them here).
 ACTS_FROM = {"MIRPlugin": 2, "MIR": 2}
 RUNS = sorted(n for n, r in TABLE.items() if r.runs and not r.untested)
+#: Rows that train frozen layers in eval mode by design (their note says so); any other row left
+#: the model in eval mode would train with BatchNorm frozen and dropout off (stock RWalk does).
+EVAL_MODE = {"CWRStarPlugin"}
 
 
 def definition(name: str) -> dict:
@@ -70,6 +73,7 @@ def test_a_stock_class_runs_from_yaml_and_acts(name, stream):
     weights, strategy = train(method, bm, experiences=n)
     if name != "Naive":
         assert not same(weights[-1], naive[n - 1]), f"avalanche:{name} trained as Naive"
+    assert strategy.model.training or name in EVAL_MODE, f"avalanche:{name} left the model in eval mode"
     if row.first_experience == "inert":
         assert same(weights[0], naive[0]), f"avalanche:{name} is declared inert but changed experience 0"
     if row.kind == "plugin":  # built through the table's entry: in its phase, fixed if it must be
@@ -201,3 +205,17 @@ def test_a_stock_name_in_strategies_methods_says_how_to_run_it():
     with pytest.raises(ConfigError, match=r"'avalanche:EWC' is run through a method of your own: "
                                           r"strategies.define.<name>: \{base: 'avalanche:EWC'\}"):
         load_config(None, ["strategies.methods=[avalanche:EWC]"])
+
+
+def test_stock_rwalk_trains_in_eval_mode_and_the_fixed_one_does_not(stream):
+    """Why RWalkPlugin is built through its workaround: the stock one calls model.eval() before
+    every step and never restores training mode (the eval-mode check above would catch it)."""
+    from avalanche.training.plugins import RWalkPlugin
+
+    bm, _ = stream
+    _, stock = train("naive", bm, experiences=1, plugins=[RWalkPlugin(ewc_lambda=0.1)])
+    assert not stock.model.training
+    method = define("rwalk", {"base": "naive", "plugins": [{"avalanche:RWalkPlugin": {"ewc_lambda": 0.1}}]},
+                    where="test", prefix="m")
+    _, fixed = train(method, bm, experiences=1)
+    assert fixed.model.training
