@@ -93,6 +93,20 @@ PHASES: tuple[Phase, ...] = (
 PHASE_NAMES = tuple(p.name for p in PHASES)
 FIRST_EXPERIENCE = ("inert", "acts")
 
+#: Plugins of other libraries that a strategy adds itself (not named in a config, so not
+#: registered, and not sorted by phase: they keep the place their strategy gives them), with
+#: what they do to experience 0 and why (``"module:Class"`` -> (first_experience, reason)).
+#: The basic-phase fingerprint (cfer.experiments.run.basic_phase) reads them; a plugin that is
+#: neither registered nor listed here counts as acting on experience 0.
+FOREIGN: dict[str, tuple[str, str]] = {
+    "avalanche.training.plugins.replay:ReplayPlugin": (
+        "inert", "its buffer is empty during experience 0: before_training_exp returns without "
+                 "touching the loader, and the buffer is filled after the experience"),
+    "avalanche.training.plugins.lwf:LwFPlugin": (
+        "inert", "no previous model during experience 0: its penalty is 0; the model is copied "
+                 "after the experience"),
+}
+
 #: Light modules of this layer that register the built-in plugins (imported on first lookup).
 BUILTIN = ("cfer.plugins.method.params", "cfer.plugins.run.entries", "cfer.plugins.speed.entries",
            "cfer.plugins.stock.entries")

@@ -183,6 +183,12 @@ class TrainingSchedule(SupervisedPlugin):
         self.stages: list[dict] = []
 
     # -- what an experience gets ---------------------------------------------------------------
+    def first_experience_state(self) -> dict:
+        """What decides experience 0 (cfer.experiments.run.basic_phase): all but the continual
+        phase, which experience 0 never reads, so that methods differing in continual settings
+        only still share their basic model."""
+        return {k: v for k, v in vars(self).items() if k != "continual"}
+
     def phases_for(self, experience_index: int) -> tuple[Phase, ...]:
         return self.basic if int(experience_index) == 0 else (self.continual,)
 

@@ -83,7 +83,8 @@ def test_processes_and_ray_give_the_numbers_of_local(reference, ray_cluster):
         assert _numbers(out) == _numbers(local), backend
         assert "failed_runs" not in out
         # The shared basic model was trained once and saved under basic/ (what --resume reuses).
-        assert sorted(p.name for p in (tmp / backend / "basic").glob("*.pt")) == ["naive_fold0_seed0.pt"]
+        assert [p.name for p in (tmp / backend / "basic").glob("*.pt")] == [
+            p.name for p in (tmp / "local" / "basic").glob("fold0_seed0_*.pt")]
 
 
 class DiesOnce(ContinualRunner):

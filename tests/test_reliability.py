@@ -261,7 +261,7 @@ def test_a_shared_basic_model_is_bound_to_the_settings_that_trained_it(finished,
     before = tree(other)
     assert cfer(["run", "--out", str(other), *sets(*finished[1], "training.basic_lr=0.5")]) == 2
     err = one_line(capsys.readouterr().err)
-    assert "naive_fold0_seed0.pt" in err and "other settings" in err
+    assert "basic/fold0_seed0_" in err and "other settings" in err
     assert tree(other) == before
 
 

@@ -259,9 +259,10 @@ class RunnerConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     progress: bool = True  # a progress bar per run (false: none)
-    # Train experience 0 once per (method, fold, seed) and start every class order from it:
-    # the basic block is the same in every order, so this is exact and saves (orders - 1)
-    # basic trainings per method. Saved under <run dir>/basic/ (also used by --resume).
+    # Train experience 0 once per (fold, seed) for every method whose experience 0 trains
+    # identically (read from its plugins; naive, replay, lwf and the paper's methods do) and
+    # start every class order from it: exact, and saves (orders x methods - 1) basic trainings.
+    # Saved under <run dir>/basic/ (also used by --resume).
     share_basic: bool = True
 
     def validate(self, *, where: str) -> None:

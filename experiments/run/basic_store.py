@@ -1,12 +1,14 @@
 """The basic model a run starts from: experience 0 trained once, saved atomically, reloaded.
 
-Every class order has the same basic block, so the basic model of a (method, fold, seed)
-is shared by its orders (``runner.share_basic``) and by the few-shot steps; the run
-directory keeps it under ``basic/`` for ``--resume``.
+Every class order has the same basic block, so the basic model of a (fold, seed) is shared
+by its orders (``runner.share_basic``), by every method whose experience 0 trains identically
+(:mod:`cfer.experiments.run.basic_phase`), and by the few-shot steps; the run directory keeps
+it under ``basic/`` for ``--resume``.
 
-A saved basic model carries the digest of the settings that trained it
-(:func:`basic_model_digest`); one whose digest is not this config's is refused in one
-line, never reused: a ``basic/`` folder copied from another run, or left by a run of
+A saved basic model carries the digest of the settings that trained it (the continual phase:
+:func:`cfer.experiments.run.basic_phase.basic_phase_digest`; the few-shot phase:
+:func:`basic_model_digest`); one whose digest is not this config's is refused in one line,
+never reused: a ``basic/`` folder copied from another run, or left by a run of
 another config, would otherwise start every order from a model trained differently.
 """
 
@@ -26,11 +28,13 @@ DIGEST_KEY = "settings_digest"
 
 
 def basic_model_digest(cfg, method: str, *, fold: int, seed: int, shots: int | None = None) -> str:
-    """The digest of the settings that train experience 0 of ``method`` on (``fold``, ``seed``):
-    the method's basic-phase training keys, the model, the data set and benchmark, and, for
-    now, the method's whole config digest (:func:`~cfer.experiments.run.environment.config_digest`),
-    which is stricter than needed (a change of a continual-only key retrains the basic model).
-    Issue 25 replaces it by a per-composition basic-phase digest; this is the one place to."""
+    """The digest of the settings that train the few-shot phase's basic model of ``method`` on
+    (``fold``, ``seed``): the method's basic-phase training keys, the model, the data set and
+    benchmark, and the method's whole config digest
+    (:func:`~cfer.experiments.run.environment.config_digest`), which is stricter than needed
+    (a change of a continual-only key retrains it; the few-shot phase runs one method, so there
+    is nothing to share). The continual phase keys its shared basic models by the basic-phase
+    digest of :mod:`cfer.experiments.run.basic_phase` instead, which several methods share."""
     import dataclasses
 
     from cfer.core.typed import to_dict

@@ -9,6 +9,7 @@ phase is :mod:`cfer.experiments.report.continual`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ class RunSpec:
     order: tuple[str, ...]
     fold: int
     seed: int
+    # The basic-phase digest of its experience 0 (ContinualRunner.keyed; None: not computed
+    # yet, or no shared basic model): the runs with equal keys start from one basic model.
+    basic_key: str | None = dataclasses.field(default=None, compare=False)
 
     def matches(self, rec: dict) -> bool:
         # The order index too: two orders are distinct, but a record must not stand for another
@@ -93,6 +97,7 @@ class ContinualRunner:
         self.ctx = RunContext(cfg, run_dir, data=data)
         self.cfg = cfg
         self.run_dir = self.ctx.run_dir
+        self._keys: dict[tuple[str, int, int], str] = {}  # (method, fold, seed) -> basic-phase digest
 
     # -- what a subclass changes -------------------------------------------------------------
     @property
@@ -160,13 +165,45 @@ class ContinualRunner:
                              digest=run_config_digests(self.cfg)[spec.method], run_dir=self.run_dir)
 
     def basic_path(self, spec: RunSpec) -> Path:
-        return self.run_dir / "basic" / f"{spec.method}_fold{spec.fold}_seed{spec.seed}.pt"
+        """The basic model of ``spec``: one file per basic-phase digest, shared by every method
+        whose experience 0 trains identically (:mod:`~cfer.experiments.run.basic_phase`)."""
+        return self.run_dir / "basic" / f"fold{spec.fold}_seed{spec.seed}_{self.basic_digest(spec)}.pt"
 
     def basic_digest(self, spec: RunSpec) -> str:
-        """The settings digest the basic model of ``spec`` is saved with and checked against."""
-        from cfer.experiments.run.basic_store import basic_model_digest
+        """The basic-phase digest the basic model of ``spec`` is named by, saved with and checked
+        against (``spec.basic_key``, else computed now)."""
+        return spec.basic_key or self.keyed([spec])[0].basic_key
 
-        return basic_model_digest(self.cfg, spec.method, fold=spec.fold, seed=spec.seed, shots=self.shots)
+    def keyed(self, specs: list[RunSpec]) -> list[RunSpec]:
+        """``specs`` with the basic-phase digest of each run that starts from a shared basic model
+        (``basic_key``): each method is built (not trained) once per (fold, seed) and its
+        experience 0 described (:func:`~cfer.experiments.run.basic_phase.fingerprint`)."""
+        from cfer.experiments.run.basic_phase import basic_phase_digest, probe
+
+        shared = [s for s in specs if self.uses_shared_basic(s) and s.basic_key is None]
+        for fold, seed in dict.fromkeys((s.fold, s.seed) for s in shared):
+            here = [s for s in shared if (s.fold, s.seed) == (fold, seed)]
+            todo = [m for m in dict.fromkeys(s.method for s in here) if (m, fold, seed) not in self._keys]
+            if todo:
+                phases = probe(self.ctx, todo, order=here[0].order, fold=fold, seed=seed, shots=self.shots)
+                for m, phase in phases.items():
+                    self._keys[(m, fold, seed)] = basic_phase_digest(self.cfg, m, phase, fold=fold,
+                                                                     seed=seed, shots=self.shots)
+        return [dataclasses.replace(s, basic_key=self._keys.get((s.method, s.fold, s.seed)))
+                if self.uses_shared_basic(s) and s.basic_key is None else s for s in specs]
+
+    def log_sharing(self, specs: list[RunSpec]) -> None:
+        """Say which methods share a basic model (per fold and seed)."""
+        groups: dict[str, list[str]] = {}
+        for s in specs:
+            if s.basic_key is not None and (s.fold, s.seed) == (specs[0].fold, specs[0].seed):
+                groups.setdefault(s.basic_key, [])
+                if s.method not in groups[s.basic_key]:
+                    groups[s.basic_key].append(s.method)
+        if groups:
+            log.info("basic models (experience 0), one per fold and seed: %s",
+                     "; ".join(f"{', '.join(ms)} share one" if len(ms) > 1 else f"{ms[0]} its own"
+                               for ms in groups.values()))
 
     def uses_shared_basic(self, spec: RunSpec) -> bool:
         return self.cfg.runner.share_basic and not self.cfg.method_entry(spec.method).offline
@@ -174,16 +211,37 @@ class ContinualRunner:
     def basic_state(self, spec: RunSpec, *, device) -> dict:
         """The model after experience 0 of (method, fold, seed), trained once and saved.
 
-        Every class order has the same basic block, so experience 0 trains the
-        same way in every order; sharing it is exact, not an approximation."""
+        Every class order has the same basic block, so experience 0 trains the same way in
+        every order, and in every method of the same basic-phase digest (:meth:`keyed`);
+        sharing it is exact, not an approximation (tests/test_basic_phase.py)."""
         def train() -> dict:
-            log_dir = self.run_dir / "logs" / spec.method / f"basic_fold{spec.fold}_seed{spec.seed}"
+            log_dir = self.run_dir / "logs" / "basic" / self.basic_path(spec).stem
             basic = self.ctx.train_basic(spec.method, order=spec.order, fold=spec.fold, seed=spec.seed,
                                          shots=self.shots, device=device, log_dir=log_dir)
             return {"state_dict": basic.state_dict, "train_seconds": basic.seconds, "images": basic.images}
 
         return self.ctx.cached_model(self.basic_path(spec), keys={"state_dict", "train_seconds", "images"},
                                      train=train, digest=self.basic_digest(spec))
+
+    def refuse_other_basic_models(self, shared: dict[Path, RunSpec]) -> None:
+        """Refuse (one line) a basic model under ``basic/`` for a planned (fold, seed) whose
+        digest is none of this plan's: it was trained with other settings (copied from another
+        run, or left by another config). Its file name holds its digest, so it would not be
+        reused, but a run directory must not mix models of two settings."""
+        from cfer.experiments.run.basic_store import check_digest
+        from cfer.experiments.run.model_files import load_state
+
+        folder = self.run_dir / "basic"
+        if not folder.is_dir():
+            return
+        wanted: dict[str, set[str]] = {}
+        for spec in shared.values():
+            wanted.setdefault(f"fold{spec.fold}_seed{spec.seed}_", set()).add(self.basic_digest(spec))
+        for path in sorted(folder.glob("fold*_seed*_*.pt")):
+            prefix = path.name[: -len(path.name.rsplit("_", 1)[1])]
+            if path not in shared and prefix in wanted:
+                check_digest(path, load_state(path, mmap=True, run_dir=self.run_dir),
+                             "/".join(sorted(wanted[prefix])))
 
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
@@ -277,8 +335,12 @@ class ContinualRunner:
         cfg, ctx = self.cfg, self.ctx
         existing = ctx.start(resume=resume)
         specs = plan_runs(cfg, ctx.data().dataset.class_names)
-        for spec in {self.basic_path(s): s for s in specs if self.uses_shared_basic(s)}.values():
-            self.ctx.basic_models.check_saved(self.basic_path(spec), digest=self.basic_digest(spec))
+        specs = self.keyed(specs)
+        self.log_sharing(specs)
+        shared = {self.basic_path(s): s for s in specs if self.uses_shared_basic(s)}
+        for path, spec in shared.items():
+            self.ctx.basic_models.check_saved(path, digest=self.basic_digest(spec))
+        self.refuse_other_basic_models(shared)
         ctx.save_config()  # the plan is made and checked: from here on the run writes
         per_method = {m: [s for s in specs if s.method == m] for m in cfg.strategies.methods}
         results = {**ctx.results_head(), "methods": {m: {"runs": []} for m in cfg.strategies.methods}}
