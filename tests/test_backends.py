@@ -81,10 +81,25 @@ def test_processes_and_ray_give_the_numbers_of_local(reference, ray_cluster):
         cfg = load_config(None, _args(tmp, f"runner.backend={backend}", *extra))
         out = ContinualRunner(cfg, tmp / backend).run()
         assert _numbers(out) == _numbers(local), backend
+        # one torch thread per run whatever the arrangement (runner.threads_per_run)
+        assert {r["threads"] for res in (out, local) for b in res["methods"].values()
+                for r in b["runs"]} == {1}, backend
         assert "failed_runs" not in out
         # The shared basic model was trained once and saved under basic/ (what --resume reuses).
         assert [p.name for p in (tmp / backend / "basic").glob("*.pt")] == [
             p.name for p in (tmp / "local" / "basic").glob("fold0_seed0_*.pt")]
+
+
+def test_jobs_auto_runs_one_run_per_core_on_the_cpu_at_a_fixed_thread_count(monkeypatch):
+    from cfer.experiments.backends import threads_per_run
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    for sets, jobs, backend, threads in (([], 4, "processes", 1), (["runner.threads_per_run=2"], 2, "processes", 2),
+                                         (["runner.threads_per_run=4"], 1, "local", 4),
+                                         (["runner.device=cuda"], 1, "local", 1),
+                                         (["runner.jobs_per_device=3"], 3, "processes", 1)):
+        runner = load_config(None, ["runner.device=cpu", *sets]).runner
+        assert (runner.jobs, runner.effective_backend, threads_per_run(runner)) == (jobs, backend, threads), sets
 
 
 class DiesOnce(ContinualRunner):

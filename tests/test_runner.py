@@ -16,7 +16,7 @@ TINY = [
     "benchmark.compounds=[happily surprised, sadly angry]", "benchmark.augment.rotation=0",
     "training.basic_epochs=1", "training.epochs=1", "training.patience=0",
     "training.batch_size=16", "training.mem_per_class=2", "protocol.orders=2",
-    "runner.progress=false",
+    "runner.progress=false", "runner.jobs_per_device=1",  # in this process (tests/test_backends.py: others)
 ]
 
 
@@ -200,7 +200,9 @@ def test_basic_experience_is_trained_once_and_shared_exactly(finished_run, tmp_p
 
     tmp, out, args = finished_run
     saved = sorted(p.name for p in (out / "basic").glob("*.pt"))
-    assert saved == ["kd_psmr_fold0_seed0.pt", "naive_fold0_seed0.pt"]  # not joint (offline)
+    # One for naive and kd_psmr (experience 0 trains alike: tests/test_basic_phase.py), none for
+    # joint (offline).
+    assert len(saved) == 1 and saved[0].startswith("fold0_seed0_")
     res = json.loads((out / "results.json").read_text())
     # Without sharing, order 0 trains experience 0 itself: the same numbers at every step,
     # to the last digit (the basic model, the strategy's state after it, the random stream).

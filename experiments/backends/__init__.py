@@ -1,10 +1,12 @@
 """Where the runs of a ``cfer run`` execute: ``runner.backend``.
 
-- ``local`` (:mod:`.local`): one after another in this process, a progress bar per run
+- ``local`` (:mod:`.local`): one after another in this process (at ``runner.threads_per_run``
+  torch threads), a progress bar per run
   over its experiences; a run that raises stops the loop (the traceback shows where),
   the runs finished before it are saved and ``--resume`` continues.
 - ``processes`` (:mod:`.processes`): ``runner.jobs_per_device`` spawned processes on one
-  device (``jobs_per_device > 1`` with ``local`` means this, as before backends existed).
+  device (more than one job with ``local`` means this, as before backends existed; the
+  default ``auto`` is one per core on the CPU at one thread each).
 - ``ray`` (:mod:`.ray_tasks`): every run, and every shared basic model, is a Ray task,
   on a laptop, a multi-GPU node or a cluster (``runner.ray``).
 - ``slurm`` (:mod:`.slurm`): every run is a task of a SLURM job array (``runner.slurm``).
@@ -41,23 +43,17 @@ def execute(name: str, runner, todo: Sequence, *, device, record: Callable, fail
 
 
 def threads_per_run(runner_cfg) -> int:
-    """The torch threads a run trains with under ``runner_cfg`` (a RunnerConfig), on this machine:
-    ``local`` the process's own (torch's default, or ``OMP_NUM_THREADS``), ``processes`` the
-    CPUs shared by ``jobs_per_device``, ``ray`` ``runner.ray.cpus_per_run``. It changes the
-    order of floating-point sums, so the numbers: ``--resume`` refuses a runner change that
-    changes it, and each run records its own (results.json: ``runs[].threads``)."""
-    import os
-
-    backend = runner_cfg.effective_backend
-    if backend == "processes":
-        return max(1, (os.cpu_count() or 1) // runner_cfg.jobs_per_device)
-    if backend == "ray":
+    """The torch threads a run trains with under ``runner_cfg`` (a RunnerConfig): ``local`` and
+    ``processes`` ``runner.threads_per_run`` (1 by default; a fixed count, not one derived from
+    the machine's cores), ``ray`` ``runner.ray.cpus_per_run``, ``slurm``
+    ``runner.slurm.cpus_per_task``. It changes the order of
+    floating-point sums, so the numbers: ``--resume`` refuses a runner change that changes it,
+    and each run records its own (results.json: ``runs[].threads``)."""
+    if runner_cfg.effective_backend == "ray":
         return max(1, int(runner_cfg.ray.cpus_per_run))
-    if backend == "slurm":
+    if runner_cfg.effective_backend == "slurm":
         return runner_cfg.slurm.cpus_per_task
-    import torch
-
-    return torch.get_num_threads()
+    return int(runner_cfg.threads_per_run)
 
 
 def run_one(runner, spec, *, device, progress=None) -> dict:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from cfer.experiments.backends import run_one
+from cfer.experiments.backends import run_one, threads_per_run
 
 
 def execute(runner, todo, *, device, record, fail) -> None:
-    """Each run with a bar over its experiences; an exception stops the loop (``fail`` is not
+    """Each run with a bar over its experiences, at ``runner.threads_per_run`` torch threads
+    (this process's count is restored after); an exception stops the loop (``fail`` is not
     used: the traceback is the most useful report of a sequential run)."""
-    for k, spec in enumerate(todo, 1):
-        with runner.ctx.progress(total=1 + len(spec.order), desc=f"[{k}/{len(todo)}] {spec.label}",
-                                 unit="exp") as bar:
-            rec = run_one(runner, spec, device=device, progress=bar)
-        record(spec, rec)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads_per_run(runner.cfg.runner))
+    try:
+        for k, spec in enumerate(todo, 1):
+            with runner.ctx.progress(total=1 + len(spec.order), desc=f"[{k}/{len(todo)}] {spec.label}",
+                                     unit="exp") as bar:
+                rec = run_one(runner, spec, device=device, progress=bar)
+            record(spec, rec)
+    finally:
+        torch.set_num_threads(before)

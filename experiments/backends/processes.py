@@ -2,8 +2,9 @@
 in its own spawned process.
 
 Processes, not threads: random state, autocast and CUDA graphs are per process.
-Shared basic models are trained first, in this process, so that no two workers train
-the same one; workers return records and only this process writes results. Workers die
+Each shared basic model is trained once, by one worker, before the runs that start from it
+(so that no two workers train the same one, and at the workers' thread count); workers return
+records and only this process writes results. Workers die
 with this process (:func:`cfer.core.lifetime.die_with_parent`), even when it is killed.
 """
 
@@ -21,21 +22,40 @@ def execute(runner, todo, *, device, record, fail) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    jobs = runner.cfg.runner.jobs_per_device
-    if runner.cfg.runner.share_basic:
-        for spec in todo:
-            if not runner.cfg.method_entry(spec.method).offline:
-                runner.basic_state(spec, device=device)
+    jobs = runner.cfg.runner.jobs
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init,
                              initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs,
                                        os.getpid())) as pool:
-        pending = {pool.submit(_worker_run, spec): spec for spec in todo}
+        # Each shared basic model is trained once, by a worker, before the runs that start from
+        # it; the runs that need none (joint) fill the other workers meanwhile.
+        basics: dict = {}  # future -> its basic-model path
+        waiting: dict = {}  # basic-model path -> the runs that wait for it
+        for spec in todo:
+            if runner.cfg.runner.share_basic and runner.uses_shared_basic(spec):
+                path = runner.basic_path(spec)
+                if path not in waiting and not path.is_file():
+                    waiting[path] = []
+                    basics[pool.submit(_worker_basic, spec)] = path
+                if path in waiting:
+                    waiting[path].append(spec)
+        held = {id(s) for specs in waiting.values() for s in specs}
+        pending = {pool.submit(_worker_run, spec): spec for spec in todo if id(spec) not in held}
         with RunsBar(runner.ctx, total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time") as bar:
-            while pending:
+            while pending or basics:
                 bar.set_running(sum(f.running() for f in pending))
-                finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+                finished, _ = wait([*pending, *basics], timeout=5, return_when=FIRST_COMPLETED)
                 for fut in finished:
+                    if fut in basics:
+                        path, error = basics.pop(fut), fut.exception()
+                        for spec in waiting.pop(path):
+                            if error is None:
+                                pending[pool.submit(_worker_run, spec)] = spec
+                            else:  # its runs fail with it, and are recorded so
+                                log.error("basic model of %s failed", spec.label, exc_info=error)
+                                fail(spec, one_line(error))
+                                bar.finished(ok=False)
+                        continue
                     spec = pending.pop(fut)
                     error = fut.exception()
                     if error is None:
@@ -62,6 +82,10 @@ def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int) 
     if dev.type == "cuda":
         torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)
     _WORKER.update(runner=runner_cls(cfg, run_dir), device=dev)
+
+
+def _worker_basic(spec) -> None:
+    _WORKER["runner"].basic_state(spec, device=_WORKER["device"])  # saved under basic/
 
 
 def _worker_run(spec) -> dict:

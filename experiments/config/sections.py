@@ -255,7 +255,14 @@ class RunnerConfig:
     # spawned processes on one device), ray (Ray tasks on a laptop, a multi-GPU node or a cluster),
     # slurm (one task of a SLURM job array per run, runner.slurm).
     backend: Literal["local", "processes", "ray", "slurm"] = "local"
-    jobs_per_device: int = 1  # processes: runs at once on the device (> 1 with backend local: processes)
+    # processes: runs at once on the device (> 1 with backend local: processes); auto: on the
+    # CPU as many as the cores allow at threads_per_run each (2 on 2 cores), on CUDA 1
+    jobs_per_device: int | Literal["auto"] = "auto"
+    # torch intra-op threads of each run (local and processes; ray: ray.cpus_per_run, slurm:
+    # slurm.cpus_per_task). Fixed, so that a run's numbers do not depend on the machine or on how
+    # many runs share it; 1 wastes no core (two OpenMP threads spin on a shared CPU) when runs
+    # run side by side (docs/speed.md)
+    threads_per_run: int = 1
     ray: RayConfig = field(default_factory=RayConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     progress: bool = True  # a progress bar per run (false: none)
@@ -266,17 +273,41 @@ class RunnerConfig:
     share_basic: bool = True
 
     def validate(self, *, where: str) -> None:
-        if self.jobs_per_device < 1:
-            raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1, "
+        if self.jobs_per_device != "auto" and self.jobs_per_device < 1:
+            raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1 or auto, "
                               f"got {self.jobs_per_device}")
-        if self.backend == "ray" and self.jobs_per_device > 1:
+        if self.threads_per_run < 1:
+            raise ConfigError(f"{where}: key 'runner.threads_per_run' must be >= 1, got {self.threads_per_run}")
+        if self.backend == "ray" and self.jobs_per_device not in ("auto", 1):
             raise ConfigError(f"{where}: key 'runner.jobs_per_device' is for backend processes; with "
                               "backend ray set runner.ray.gpus_per_run (0.5: two runs per GPU)")
 
     @property
+    def jobs(self) -> int:
+        """``jobs_per_device``, ``auto`` resolved: on the CPU the cores (``os.sched_getaffinity``)
+        divided by ``threads_per_run``, on a CUDA device 1 (``runner.device`` auto: CUDA when
+        torch finds one; torch is imported only then)."""
+        import os
+
+        if self.jobs_per_device != "auto":
+            return int(self.jobs_per_device)
+        if self.backend in ("ray", "slurm"):
+            return 1
+        if self.device != "cpu":
+            if self.device.startswith("cuda"):
+                return 1
+            import torch
+
+            if torch.cuda.is_available():
+                return 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // self.threads_per_run)
+
+    @property
     def effective_backend(self) -> str:
-        """``backend``, with ``jobs_per_device > 1`` under ``local`` meaning ``processes``."""
-        return "processes" if self.backend == "local" and self.jobs_per_device > 1 else self.backend
+        """``backend``, with more than one job per device (:attr:`jobs`) under ``local``
+        meaning ``processes``."""
+        return "processes" if self.backend == "local" and self.jobs > 1 else self.backend
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def check_threads(saved, requested, *, run_dir) -> None:
     if before != after:
         raise ConfigError(
             f"--resume {run_dir}: runner.backend {saved.effective_backend} -> {requested.effective_backend} "
-            f"(runner.jobs_per_device {saved.jobs_per_device} -> {requested.jobs_per_device}) would train "
+            f"(runner.jobs_per_device {saved.jobs_per_device} -> {requested.jobs_per_device}, "
+            f"runner.threads_per_run {saved.threads_per_run} -> {requested.threads_per_run}) would train "
             f"the remaining runs with {after} torch threads instead of {before}, which changes their "
             "numbers; keep the saved runner settings, or run into another --out")
 
