@@ -94,12 +94,13 @@ def test_jobs_auto_runs_one_run_per_core_on_the_cpu_at_a_fixed_thread_count(monk
     from cfer.experiments.backends import threads_per_run
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    for sets, jobs, backend, threads in (([], 4, "processes", 1), (["runner.threads_per_run=2"], 2, "processes", 2),
-                                         (["runner.threads_per_run=4"], 1, "local", 4),
-                                         (["runner.device=cuda"], 1, "local", 1),
-                                         (["runner.jobs_per_device=3"], 3, "processes", 1)):
+    for sets, jobs, backend, threads in (
+            ([], 4, "processes", 1), (["runner.threads_per_run=2"], 2, "processes", 2),
+            (["runner.threads_per_run=4"], 1, "local", 4), (["runner.device=cuda"], 1, "local", 1),
+            (["runner.jobs_per_device=3"], 3, "processes", 1)):
         runner = load_config(None, ["runner.device=cpu", *sets]).runner
-        assert (runner.jobs, runner.effective_backend, threads_per_run(runner)) == (jobs, backend, threads), sets
+        got = (runner.jobs, runner.effective_backend, threads_per_run(runner))
+        assert got == (jobs, backend, threads), sets
 
 
 class DiesOnce(ContinualRunner):

@@ -36,7 +36,8 @@ def test_the_digest_groups_the_methods_whose_experience_0_trains_alike(runner):
                                  "strategies.methods=[naive, replay]", "protocol.orders=1",
                                  f"strategies.overrides={{replay: {{{key}: {value}}}}}"])
         other = ContinualRunner(cfg, runner.run_dir.parent / f"o_{key}")
-        got = {s.method: s.basic_key for s in other.keyed(plan_runs(cfg, other.ctx.data().dataset.class_names))}
+        specs = other.keyed(plan_runs(cfg, other.ctx.data().dataset.class_names))
+        got = {s.method: s.basic_key for s in specs}
         assert (got["naive"] == got["replay"]) is same, key
 
 

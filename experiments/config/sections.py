@@ -277,7 +277,8 @@ class RunnerConfig:
             raise ConfigError(f"{where}: key 'runner.jobs_per_device' must be >= 1 or auto, "
                               f"got {self.jobs_per_device}")
         if self.threads_per_run < 1:
-            raise ConfigError(f"{where}: key 'runner.threads_per_run' must be >= 1, got {self.threads_per_run}")
+            raise ConfigError(f"{where}: key 'runner.threads_per_run' must be >= 1, "
+                              f"got {self.threads_per_run}")
         if self.backend == "ray" and self.jobs_per_device not in ("auto", 1):
             raise ConfigError(f"{where}: key 'runner.jobs_per_device' is for backend processes; with "
                               "backend ray set runner.ray.gpus_per_run (0.5: two runs per GPU)")
@@ -300,7 +301,8 @@ class RunnerConfig:
 
             if torch.cuda.is_available():
                 return 1
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        affinity = getattr(os, "sched_getaffinity", None)  # the cores this process may use
+        cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
         return max(1, cores // self.threads_per_run)
 
     @property
