@@ -77,8 +77,8 @@ class TrainingConfig(Checked):
     eval_batch_size: int = 64  # evaluation mini-batch (test and validation streams)
     num_workers: int = 0  # DataLoader worker processes; 0: load in the training process (Ray tasks: 0)
     # -- speed (defaults and checks: cfer.plugins.speed.config.PrecisionConfig) ------------------
-    precision: Precision = PrecisionConfig.precision  # fp32 | bf16 | fp16 (loss-scaled); paper: fp32
-    channels_last: bool = PrecisionConfig.channels_last  # NHWC activations: faster bf16/fp16 convolutions
+    precision: Precision = PrecisionConfig.precision  # auto (bf16 on CUDA) | fp32 | bf16 | fp16; paper: fp32
+    channels_last: bool | Literal["auto"] = PrecisionConfig.channels_last  # NHWC; auto: conv models
     compile: str | bool = PrecisionConfig.compile  # false | default | reduce-overhead (CUDA graphs)
     # -- memory of PSMR and the replay baselines (defaults and checks: the rule's MemoryRule) ----
     memory_fraction: float = MemoryRule.memory_fraction  # M = floor(fraction * N); paper: 0.3

@@ -38,7 +38,8 @@ def test_the_backbone_is_traced_once_per_mode_whatever_the_freezing_and_batch_si
     # Batches 4 and 8: partial last batches of 2 to 6 images (Dynamo gives a batch of 1 a graph
     # of its own: it specialises sizes 0 and 1).
     cfg = TrainingConfig(batch_size=4, eval_batch_size=8, basic_epochs=1, finetune_epochs=1, epochs=2,
-                         patience=0, lr=1e-3, basic_lr=1e-3, finetune_lr=1e-3, mem_per_class=2)
+                         patience=0, lr=1e-3, basic_lr=1e-3, finetune_lr=1e-3, mem_per_class=2,
+                         precision="fp32", channels_last=False)  # enabled below
     # As the registry applies training.channels_last / compile, with the eager backend.
     strategy = build("kd_psmr", model=model, benchmark=bm, config=cfg, seed=0,
                      data=FastDataConfig(on_device="false"))

@@ -21,7 +21,7 @@ from cfer.strategies.training import TrainingConfig
 from tests.conftest import make_tiny_dataset
 
 TINY = dict(batch_size=4, eval_batch_size=8, basic_epochs=1, epochs=1, patience=0, lr=1e-3,
-            basic_lr=1e-3, mem_per_class=1)
+            basic_lr=1e-3, mem_per_class=1, precision="fp32", channels_last=False)  # run() sets them
 TINY_PARAMS = {"bic": dict(epochs=1, val_fraction=0.5), "agem": dict(patterns_per_exp=4, sample_size=4),
                "gem": dict(patterns_per_exp=4)}  # strategies.params.<name>
 
@@ -248,8 +248,18 @@ def test_the_data_section_loads_without_torch():
 
 def test_precision_config_accepts_and_rejects_clearly(monkeypatch):
     assert precision.PrecisionConfig(compile=True).compile == "default"
-    assert precision.PrecisionConfig(compile=False).is_default
-    with pytest.raises(ValueError, match="training.precision: must be one of fp32, bf16, fp16, got 'fp8'"):
+    assert precision.PrecisionConfig(precision="fp32", channels_last=False, compile=False).is_default
+    # auto: fp32 and channels-last for a convolutional model on the CPU; bf16 on a CUDA device that
+    # has it (the device preset)
+    auto = precision.PrecisionConfig()
+    assert (auto.precision, auto.channels_last) == ("auto", "auto") and not auto.is_default
+    cpu = auto.resolved("cpu", convolutional=True)
+    assert (cpu.precision, cpu.channels_last) == ("fp32", True)
+    assert auto.resolved("cpu", convolutional=False).is_default
+    cuda = auto.resolved("cuda", convolutional=True, bf16=True)
+    assert (cuda.precision, cuda.channels_last) == ("bf16", True)
+    assert auto.resolved("cuda", convolutional=True, bf16=False).precision == "fp32"
+    with pytest.raises(ValueError, match="training.precision: must be one of auto, fp32, bf16, fp16, got 'fp8'"):
         precision.PrecisionConfig(precision="fp8")
     with pytest.raises(ValueError, match="training.compile: must be one of false, default, "
                                          "reduce-overhead, got 'max'"):
@@ -348,13 +358,16 @@ def test_every_registered_strategy_trains_with_fp16_channels_last_and_the_fast_p
     assert all(torch.isfinite(p).all() for p in strategy.model.parameters())
 
 
-def test_default_precision_changes_nothing():
+def test_fp32_nchw_changes_nothing():
     bm = tiny_bm()
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm, config=TrainingConfig(**TINY), data=STOCK)
     n_plugins = len(strategy.plugins)
-    assert precision.enable(strategy, precision.PrecisionConfig()) is None
+    assert precision.enable(strategy, precision.PrecisionConfig(precision="fp32", channels_last=False)) is None
     assert len(strategy.plugins) == n_plugins and not model._forward_pre_hooks
+    # the defaults (auto) on the CPU: fp32, channels-last for this convolutional model
+    plugin = precision.enable(strategy, precision.PrecisionConfig())
+    assert (plugin.config.precision, plugin.config.channels_last) == ("fp32", True)
 
 
 # -- cfer bench --------------------------------------------------------------------------------
@@ -366,7 +379,7 @@ def test_bench_writes_one_record_per_setting():
 
     cfg = BenchConfig(images=64, image_size=16, batch_sizes=(32,), precisions=("bf16",), epochs=1)
     records = run_bench(cfg, progress=lambda *_: None)
-    assert [r["setting"] for r in records] == ["small_cnn 16px bs32 bf16"]
+    assert [r["setting"] for r in records] == ["small_cnn 16px bs32 bf16 channels-last"]
     for r in records:
         assert tuple(r) == RECORD_KEYS
         assert all(r[k] > 0 for k in RECORD_KEYS[1:])

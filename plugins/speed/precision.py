@@ -55,6 +55,15 @@ def check(config: PrecisionConfig, device, *, compile_backend=None) -> None:
                          "(torch.compile's inductor backend); install one or use training.compile=false")
 
 
+def resolve(config: PrecisionConfig, device, model) -> PrecisionConfig:
+    """``config`` with its ``auto`` settings resolved for ``model`` on ``device``
+    (:meth:`PrecisionConfig.resolved`)."""
+    device = torch.device(device)
+    convolutional = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return config.resolved(device.type, convolutional=convolutional, bf16=bf16)
+
+
 def _to_float(out):
     if isinstance(out, torch.Tensor):
         return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
@@ -270,6 +279,10 @@ def enable(strategy, config: PrecisionConfig | None = None, *,
     """Apply ``config`` to a built Avalanche strategy (``None``: fp32 defaults, nothing to do)."""
     config = config or PrecisionConfig()
     device = torch.device(strategy.device)
+    if config.precision == "auto" and device.type == "cuda":
+        # the device preset: a CUDA run picks its fastest convolution algorithms once per shape
+        torch.backends.cudnn.benchmark = True
+    config = resolve(config, device, strategy.model)
     check(config, device, compile_backend=compile_backend)
     if config.is_default:
         return None
