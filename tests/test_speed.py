@@ -259,7 +259,8 @@ def test_precision_config_accepts_and_rejects_clearly(monkeypatch):
     cuda = auto.resolved("cuda", convolutional=True, bf16=True)
     assert (cuda.precision, cuda.channels_last) == ("bf16", True)
     assert auto.resolved("cuda", convolutional=True, bf16=False).precision == "fp32"
-    with pytest.raises(ValueError, match="training.precision: must be one of auto, fp32, bf16, fp16, got 'fp8'"):
+    with pytest.raises(ValueError, match="training.precision: must be one of auto, fp32, bf16, fp16, "
+                                         "got 'fp8'"):
         precision.PrecisionConfig(precision="fp8")
     with pytest.raises(ValueError, match="training.compile: must be one of false, default, "
                                          "reduce-overhead, got 'max'"):
@@ -363,7 +364,8 @@ def test_fp32_nchw_changes_nothing():
     model = build_model(ModelConfig(), n_classes=bm.info.n_basic)
     strategy = build("naive", model=model, benchmark=bm, config=TrainingConfig(**TINY), data=STOCK)
     n_plugins = len(strategy.plugins)
-    assert precision.enable(strategy, precision.PrecisionConfig(precision="fp32", channels_last=False)) is None
+    nchw = precision.PrecisionConfig(precision="fp32", channels_last=False)
+    assert precision.enable(strategy, nchw) is None
     assert len(strategy.plugins) == n_plugins and not model._forward_pre_hooks
     # the defaults (auto) on the CPU: fp32, channels-last for this convolutional model
     plugin = precision.enable(strategy, precision.PrecisionConfig())
