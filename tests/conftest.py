@@ -9,6 +9,19 @@ from cfer.benchmarks.dataset import FaceDataset
 from cfer.benchmarks.taxonomy import BASIC, CFEE_COMPOUND
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` (setup.cfg) are skipped where torch finds no CUDA device."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device (tools/gpu_check.sh runs it)")
+        for item in marked:
+            item.add_marker(skip)
+
+
 def make_tiny_dataset(*, n_subjects: int = 6, compounds=CFEE_COMPOUND[:3], per_class: int = 1,
                       size: int = 16, seed: int = 0):
     """A FaceDataset over fake paths plus matching images whose mean colour encodes the class,
