@@ -169,6 +169,8 @@ def _add_bench(sub) -> None:
                    help="run: one kd_psmr step as `cfer run` runs it; train: training epochs (default)")
     p.add_argument("--repeats", type=int, default=None,
                    help="interleaved timed repeats per path (default 5)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads on the CPU (default 1, as each run of `cfer run`)")
     p.add_argument("--json", default=None, dest="json_out", help="also write the table as JSON records")
     p.set_defaults(handler="cfer.experiments.bench.cli:cli_bench")
 

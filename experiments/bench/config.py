@@ -16,12 +16,12 @@ class BenchConfig:
 
     device: str = "cpu"
     model: str = "small_cnn"
-    image_size: int = 64
+    image_size: int = 32  # the quickstart's (benchmark.image_size)
     images: int = 384  # synthetic training images (six basic classes)
     batch_sizes: tuple[int, ...] = (32,)  # paper: 32
     precisions: tuple[str, ...] = ("fp32",)
     compiles: tuple[str, ...] = ("false",)
-    channels_last: bool = PrecisionConfig.channels_last
+    channels_last: bool = True  # as `cfer run` trains a convolutional model (training.channels_last: auto)
     epochs: int = 5  # --path train: timed epochs per path (interleaved), after one warm-up epoch
     lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
     seed: int = 0
@@ -30,6 +30,7 @@ class BenchConfig:
     repeats: int = 5  # --path run: timed steps per path (interleaved), after one warm-up step
     step_epochs: int = 2  # --path run: epochs of the continual step (quickstart: 2)
     eval_batch_size: int = 256  # --path run: the runner's evaluation batch (quickstart: 256)
+    threads: int = 1  # CPU: torch threads (the runs of `cfer run` train at runner.threads_per_run, 1)
     max_spread: float = 0.1  # (max - min) / median of the paired ratio above which not to trust it
 
     def __post_init__(self) -> None:
@@ -81,6 +82,10 @@ def config_from_args(args) -> BenchConfig:
         over["compiles"] = tuple(args.compiles)
     if getattr(args, "path", None):
         over["path"] = args.path
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads {args.threads}: must be >= 1")
+        over["threads"] = args.threads
     if getattr(args, "repeats", None) is not None:  # 0 is refused below, not the default
         if args.repeats < 1:
             raise ValueError(f"--repeats {args.repeats}: must be >= 1")
