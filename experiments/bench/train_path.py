@@ -32,7 +32,8 @@ from cfer.experiments.bench.config import BenchConfig, setting_name
 
 RECORD_KEYS = ("setting", "bare", "stock", "ours", "ours_over_bare", "ours_over_stock",
                "rank_images_per_second", "peak_memory_mb", "bare_min", "bare_max", "ours_min", "ours_max",
-               "ours_over_bare_min", "ours_over_bare_max", "bare_cpu", "ours_cpu")
+               "ours_over_bare_min", "ours_over_bare_max", "bare_cpu", "ours_cpu", "ours_over_bare_cpu",
+               "ours_over_bare_cpu_min", "ours_over_bare_cpu_max", "threads")
 
 
 def synthetic_benchmark(cfg: BenchConfig, *, transform):
@@ -85,9 +86,13 @@ class _EpochTimer:
         """Images per second of each timed epoch (the first one warms up)."""
         return [n / t for n, t, _ in self.epochs[1:]]
 
+    def cpu_speeds(self) -> list[float]:
+        """Images per process CPU second of each timed epoch."""
+        return [n / c for n, _, c in self.epochs[1:]]
+
     def cpu_speed(self) -> float:
         """Images per process CPU second, median over the timed epochs."""
-        return float(np.median([n / c for n, _, c in self.epochs[1:]]))
+        return float(np.median(self.cpu_speeds()))
 
 
 def _model(cfg: BenchConfig, device):
@@ -230,8 +235,9 @@ def _peak_mb(device) -> float:
 
 def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compile_mode: str, device,
                 stock: dict) -> dict:
-    """One setting's record. Epochs of the paths alternate (bare, stock, ours, bare, ...), so that
-    a shared machine's changing load affects them alike; the first epoch of each warms up.
+    """One setting's record. Epochs of the paths alternate (bare, stock, ours, then ours, stock,
+    bare, ...: no path always first), so that a shared machine's changing load affects them
+    alike; the first epoch of each warms up. The ratios of each round's pair, wall and CPU.
     ``stock`` caches stock Avalanche's speed per batch size (it is fp32 in every setting)."""
     import gc
 
@@ -242,13 +248,14 @@ def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compil
         paths["stock"] = NaivePath(cfg, bm, batch_size=batch_size, device=device)
     ours = paths["ours"] = NaivePath(cfg, bm, batch_size=batch_size, device=device, precision=precision,
                                      compile_mode=compile_mode)
-    for _ in range(1 + cfg.epochs):
-        for path in paths.values():
+    for i in range(1 + cfg.epochs):
+        for path in (list(paths.values()) if i % 2 == 0 else list(paths.values())[::-1]):
             path.epoch()
     speeds = {k: p.timer.speeds() for k, p in paths.items()}
     speed = {k: float(np.median(v)) for k, v in speeds.items()}
     ratio = [o / b for o, b in zip(speeds["ours"], speeds["bare"])]  # the same round's pair
     cpu = {k: paths[k].timer.cpu_speed() for k in ("bare", "ours")}
+    cpu_ratio = [o / b for o, b in zip(paths["ours"].timer.cpu_speeds(), paths["bare"].timer.cpu_speeds())]
     stock.setdefault(batch_size, speed.get("stock"))
     paths.clear()
     gc.collect()
@@ -262,15 +269,27 @@ def run_setting(cfg: BenchConfig, bm, *, batch_size: int, precision: str, compil
             "bare_min": round(min(speeds["bare"]), 1), "bare_max": round(max(speeds["bare"]), 1),
             "ours_min": round(min(speeds["ours"]), 1), "ours_max": round(max(speeds["ours"]), 1),
             "ours_over_bare_min": round(min(ratio), 3), "ours_over_bare_max": round(max(ratio), 3),
-            "bare_cpu": round(cpu["bare"], 1), "ours_cpu": round(cpu["ours"], 1)}
+            "bare_cpu": round(cpu["bare"], 1), "ours_cpu": round(cpu["ours"], 1),
+            "ours_over_bare_cpu": round(float(np.median(cpu_ratio)), 3),
+            "ours_over_bare_cpu_min": round(min(cpu_ratio), 3),
+            "ours_over_bare_cpu_max": round(max(cpu_ratio), 3),
+            "threads": _threads()}
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def format_table(records: list[dict]) -> str:
     head = ("setting", "bare img/s", "stock img/s", "ours img/s", "ours/bare (min-max)", "ours/stock",
-            "cpu: bare / ours img/s", "rank img/s", "peak MB")
+            "cpu: bare / ours img/s", "cpu ours/bare (min-max)", "rank img/s", "peak MB")
     rows = [[r["setting"], f"{r['bare']:.0f}", f"{r['stock']:.0f}", f"{r['ours']:.0f}",
              f"{r['ours_over_bare']:.2f} ({r['ours_over_bare_min']:.2f}-{r['ours_over_bare_max']:.2f})",
              f"{r['ours_over_stock']:.2f}", f"{r['bare_cpu']:.0f} / {r['ours_cpu']:.0f}",
+             f"{r['ours_over_bare_cpu']:.2f} "
+             f"({r['ours_over_bare_cpu_min']:.2f}-{r['ours_over_bare_cpu_max']:.2f})",
              f"{r['rank_images_per_second']:.0f}", f"{r['peak_memory_mb']:.0f}"] for r in records]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
