@@ -26,7 +26,7 @@ def execute(runner, todo, *, device, record, fail) -> None:
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init,
                              initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs,
-                                       os.getpid())) as pool:
+                                       os.getpid(), _given_data(runner))) as pool:
         # Each shared basic model is trained once, by a worker, before the runs that start from
         # it; the runs that need none (joint) fill the other workers meanwhile.
         basics: dict = {}  # future -> its basic-model path
@@ -66,11 +66,18 @@ def execute(runner, todo, *, device, record, fail) -> None:
                     bar.finished(ok=error is None)
 
 
+def _given_data(runner):
+    """The decoded data set the caller handed to ``runner`` (``ContinualRunner(..., data=)``),
+    which the workers could not read from the config; None when they read it themselves."""
+    run_data = getattr(getattr(runner, "ctx", None), "run_data", None)
+    return run_data.decoded() if getattr(run_data, "given", False) else None
+
+
 # Spawned workers: top-level, so that spawn can import them.
 _WORKER: dict = {}
 
 
-def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int) -> None:
+def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int, data=None) -> None:
     import torch
 
     from cfer.core.lifetime import die_with_parent
@@ -81,7 +88,8 @@ def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int) 
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)
-    _WORKER.update(runner=runner_cls(cfg, run_dir), device=dev)
+    runner = runner_cls(cfg, run_dir) if data is None else runner_cls(cfg, run_dir, data=data)
+    _WORKER.update(runner=runner, device=dev)
 
 
 def _worker_basic(spec) -> None:

@@ -86,6 +86,7 @@ class RunData:
     def __init__(self, cfg: ExperimentConfig, *, data: DecodedDataset | None = None):
         self.cfg = cfg
         self._data = data  # None: read and decoded on first use
+        self.given = data is not None  # handed over by the caller (worker processes need it too)
         self.missing_classes: list[str] = []  # expected classes the data lacks (partial taxonomy)
 
     def decoded(self) -> DecodedDataset:
