@@ -88,14 +88,14 @@ def spread_warning(rec: dict, *, max_spread: float) -> str | None:
     return None
 
 
-def machine_description(device: str) -> str:
+def machine_description(device: str, *, threads: int | None = None) -> str:
     import os
     import platform
 
     import torch
 
     text = (f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-            f"({torch.get_num_threads()} torch threads), torch {torch.__version__}")
+            f"({threads or torch.get_num_threads()} torch threads), torch {torch.__version__}")
     if device == "cuda" and torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     return text
@@ -104,7 +104,7 @@ def machine_description(device: str) -> str:
 
 def cli_bench(args) -> int:
     cfg = config_from_args(args)
-    print(f"machine: {machine_description(cfg.device)}")
+    print(f"machine: {machine_description(cfg.device, threads=cfg.threads if cfg.device == 'cpu' else None)}")
     if cfg.path == "run":
         print(f"path run: one kd_psmr continual step ({cfg.step_epochs} epochs, evaluation and ranking) on "
               f"{cfg.images} synthetic {cfg.image_size}px training images; per path {cfg.repeats} "
