@@ -43,7 +43,8 @@ def execute(runner, todo, *, device, record, fail) -> None:
         pending = {pool.submit(_worker_run, spec): spec for spec in todo if id(spec) not in held}
         with RunsBar(runner.ctx, total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time") as bar:
             while pending or basics:
-                bar.set_running(sum(f.running() for f in pending))
+                # (a future counts as running once queued to a worker: at most `jobs` really are)
+                bar.set_running(min(jobs, sum(f.running() for f in [*pending, *basics])))
                 finished, _ = wait([*pending, *basics], timeout=5, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     if fut in basics:
