@@ -171,3 +171,43 @@ def probe(ctx, methods, *, order, fold: int, seed: int, shots: int | None = None
                 for close in closers:
                     close()
     return out
+
+
+def log_sharing(specs) -> None:
+    """Log which methods share a basic model (per fold and seed) among ``specs`` (RunSpecs
+    with their ``basic_key``)."""
+    import logging
+
+    groups: dict[str, list[str]] = {}
+    for s in specs:
+        if s.basic_key is not None and (s.fold, s.seed) == (specs[0].fold, specs[0].seed):
+            groups.setdefault(s.basic_key, [])
+            if s.method not in groups[s.basic_key]:
+                groups[s.basic_key].append(s.method)
+    if groups:
+        logging.getLogger("cfer.experiments.run.continual").info(
+            "basic models (experience 0), one per fold and seed: %s",
+            "; ".join(f"{', '.join(ms)} share one" if len(ms) > 1 else f"{ms[0]} its own"
+                      for ms in groups.values()))
+
+
+def refuse_other_basic_models(run_dir, planned: dict) -> None:
+    """Refuse (one line) a basic model under ``run_dir/basic/`` for a planned (fold, seed) whose
+    digest is none of the plan's (``planned``: path -> digest): it was trained with other
+    settings (copied from another run, or left by another config). Its file name holds its
+    digest, so it would not be reused, but a run directory must not mix models of two settings."""
+    from pathlib import Path
+
+    from cfer.experiments.run.basic_store import check_digest
+    from cfer.experiments.run.model_files import load_state
+
+    folder = Path(run_dir) / "basic"
+    if not folder.is_dir():
+        return
+    wanted: dict[str, set[str]] = {}
+    for path, digest in planned.items():
+        wanted.setdefault(path.name[: -len(path.name.rsplit("_", 1)[1])], set()).add(digest)
+    for path in sorted(folder.glob("fold*_seed*_*.pt")):
+        prefix = path.name[: -len(path.name.rsplit("_", 1)[1])]
+        if path not in planned and prefix in wanted:
+            check_digest(path, load_state(path, mmap=True, run_dir=run_dir), "/".join(sorted(wanted[prefix])))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cfer.experiments.backends import execute, threads_per_run
 from cfer.experiments.config.sections import ExperimentConfig
+from cfer.experiments.run.basic_phase import log_sharing, refuse_other_basic_models
 from cfer.experiments.run.context import RunContext
 from cfer.experiments.run.data import compound_classes
 from cfer.experiments.run.results_store import add_in_plan_order, is_done, planned
@@ -192,19 +193,6 @@ class ContinualRunner:
         return [dataclasses.replace(s, basic_key=self._keys.get((s.method, s.fold, s.seed)))
                 if self.uses_shared_basic(s) and s.basic_key is None else s for s in specs]
 
-    def log_sharing(self, specs: list[RunSpec]) -> None:
-        """Say which methods share a basic model (per fold and seed)."""
-        groups: dict[str, list[str]] = {}
-        for s in specs:
-            if s.basic_key is not None and (s.fold, s.seed) == (specs[0].fold, specs[0].seed):
-                groups.setdefault(s.basic_key, [])
-                if s.method not in groups[s.basic_key]:
-                    groups[s.basic_key].append(s.method)
-        if groups:
-            log.info("basic models (experience 0), one per fold and seed: %s",
-                     "; ".join(f"{', '.join(ms)} share one" if len(ms) > 1 else f"{ms[0]} its own"
-                               for ms in groups.values()))
-
     def uses_shared_basic(self, spec: RunSpec) -> bool:
         return self.cfg.runner.share_basic and not self.cfg.method_entry(spec.method).offline
 
@@ -222,26 +210,6 @@ class ContinualRunner:
 
         return self.ctx.cached_model(self.basic_path(spec), keys={"state_dict", "train_seconds", "images"},
                                      train=train, digest=self.basic_digest(spec))
-
-    def refuse_other_basic_models(self, shared: dict[Path, RunSpec]) -> None:
-        """Refuse (one line) a basic model under ``basic/`` for a planned (fold, seed) whose
-        digest is none of this plan's: it was trained with other settings (copied from another
-        run, or left by another config). Its file name holds its digest, so it would not be
-        reused, but a run directory must not mix models of two settings."""
-        from cfer.experiments.run.basic_store import check_digest
-        from cfer.experiments.run.model_files import load_state
-
-        folder = self.run_dir / "basic"
-        if not folder.is_dir():
-            return
-        wanted: dict[str, set[str]] = {}
-        for spec in shared.values():
-            wanted.setdefault(f"fold{spec.fold}_seed{spec.seed}_", set()).add(self.basic_digest(spec))
-        for path in sorted(folder.glob("fold*_seed*_*.pt")):
-            prefix = path.name[: -len(path.name.rsplit("_", 1)[1])]
-            if path not in shared and prefix in wanted:
-                check_digest(path, load_state(path, mmap=True, run_dir=self.run_dir),
-                             "/".join(sorted(wanted[prefix])))
 
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
@@ -336,11 +304,11 @@ class ContinualRunner:
         existing = ctx.start(resume=resume)
         specs = plan_runs(cfg, ctx.data().dataset.class_names)
         specs = self.keyed(specs)
-        self.log_sharing(specs)
+        log_sharing(specs)
         shared = {self.basic_path(s): s for s in specs if self.uses_shared_basic(s)}
         for path, spec in shared.items():
             self.ctx.basic_models.check_saved(path, digest=self.basic_digest(spec))
-        self.refuse_other_basic_models(shared)
+        refuse_other_basic_models(self.run_dir, {p: self.basic_digest(s) for p, s in shared.items()})
         ctx.save_config()  # the plan is made and checked: from here on the run writes
         per_method = {m: [s for s in specs if s.method == m] for m in cfg.strategies.methods}
         results = {**ctx.results_head(), "methods": {m: {"runs": []} for m in cfg.strategies.methods}}

@@ -192,10 +192,9 @@ def growing_head_icarl(**kwargs):
             self.old_model = copy.deepcopy(strategy.model).to(strategy.device)
             self.old_classes += sorted({int(t) for t in strategy.experience.dataset.targets})
 
-    # and its exemplars chosen by herding without a device read per exemplar (speed only: the
-    # same selection, cfer.plugins.speed.herding)
-    from cfer.plugins.speed.herding import herding_icarl_plugin
-
+    # and, when given, its own _ICaRLPlugin class (the strategy zoo gives the one whose herding
+    # reads the device once per class: cfer.plugins.speed.herding)
+    plugin_class = kwargs.pop("plugin_class", None) or icarl_module._ICaRLPlugin
     with mock.patch.object(icarl_module, "ICaRLLossPlugin", GrowingHeadICaRLLoss), \
-            mock.patch.object(icarl_module, "_ICaRLPlugin", herding_icarl_plugin()):
+            mock.patch.object(icarl_module, "_ICaRLPlugin", plugin_class):
         return ICaRL(**kwargs)

@@ -9,6 +9,7 @@ from cfer.strategies.registry import register_strategy
 def icarl(ctx):
     from torchvision.transforms import v2
 
+    from cfer.plugins.speed.herding import herding_icarl_plugin
     from cfer.plugins.workarounds.baselines import growing_head_icarl, icarl_stream_layout
 
     big_m, m = ctx.memory_sizes()
@@ -27,4 +28,6 @@ def icarl(ctx):
     return growing_head_icarl(feature_extractor=ctx.model.feature_extractor, classifier=ctx.model.classifier,
                               memory_size=m if grow else big_m, fixed_memory=not grow,
                               # exemplars are stored already normalised; iCaRL augments them by flipping
-                              buffer_transform=v2.RandomHorizontalFlip(), **kwargs)
+                              buffer_transform=v2.RandomHorizontalFlip(),
+                              # herding with one device read per class, not per exemplar
+                              plugin_class=herding_icarl_plugin(), **kwargs)
