@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from cfer.core import metrics
 from cfer.core.typed import ConfigError
@@ -242,3 +243,32 @@ def test_tensorboard_logging_when_asked(tmp_path):
                    "evaluation.tensorboard=true")
     ContinualRunner(cfg, tmp_path / "tb").run()
     assert list((tmp_path / "tb" / "logs" / "naive" / "order0_fold0_seed0" / "tb").glob("events.*"))
+
+
+def test_a_method_whose_state_follows_the_training_steps_trains_its_own_basic_model(finished_run, tmp_path):
+    """Synaptic Intelligence's path integral sums over experience 0's steps: a run primed with
+    the shared basic model's weights would skip them (importances 0 after experience 0, the
+    penalty off in experience 1) and silently differ from a run that trains experience 0 itself.
+    Such a method (a plugin with ``primable = False``) never shares: its numbers are the same
+    whether runner.share_basic is on or off, and no basic model is saved for it."""
+    from cfer.experiments.run.continual import ContinualRunner
+
+    tmp, _, args = finished_run
+    si = ("strategies.define={si: {base: naive, plugins: "
+          "[{'avalanche:SynapticIntelligencePlugin': {si_lambda: 1000.0}}]}}")
+    # three epochs: a tiny experience is one mini-batch, and SI's penalty has no gradient at the
+    # weights an experience starts from
+    base = args + [si, "strategies.methods=[naive, si]", "protocol.orders=1", "output.plots=false",
+                   "output.save_models=all", "training.epochs=3"]
+    shared = ContinualRunner(load_config(None, base), tmp_path / "s").run()
+    own = ContinualRunner(load_config(None, base + ["runner.share_basic=false"]), tmp_path / "o").run()
+    assert len(list((tmp_path / "s" / "basic").glob("*.pt"))) == 1  # naive's only
+
+    def final(res, root, method):
+        return torch.load(root / res["methods"][method]["runs"][0]["models"][-1], weights_only=True)
+
+    si_shared, si_own = final(shared, tmp_path / "s", "si"), final(own, tmp_path / "o", "si")
+    assert all(torch.equal(si_shared[k], si_own[k]) for k in si_own)
+    # and SI really acted: it ends elsewhere than naive
+    naive = final(shared, tmp_path / "s", "naive")
+    assert not all(torch.equal(naive[k], si_own[k]) for k in si_own)

@@ -110,6 +110,15 @@ def _bytes_dtype():
     return torch.uint8
 
 
+def primable(strategy) -> bool:
+    """Whether ``strategy``'s state after an experience is rebuilt by running it through
+    ``train`` with saved weights and no epoch (:mod:`cfer.plugins.run.start_from_weights`): false
+    when a plugin declares ``primable = False``, its state being built from the training steps
+    themselves (Synaptic Intelligence's path integral, RWalk's scores, GSS's gradient-scored
+    memory). Such a method trains its own experience 0 and resumes a run from its start."""
+    return all(getattr(p, "primable", True) for p in strategy.plugins)
+
+
 def fingerprint(strategy) -> dict:
     """What ``strategy`` does in experience 0 (the module docstring says what it holds)."""
     opt = strategy.optimizer
@@ -124,6 +133,7 @@ def fingerprint(strategy) -> dict:
         # sets it before every experience from its phases; as built it is the continual budget.
         "train_mb_size": strategy.train_mb_size, "eval_mb_size": strategy.eval_mb_size,
         "plugins": [plugin_state(p) for p in strategy.plugins if first_experience(p) == "acts"],
+        "primable": primable(strategy),
     }
 
 

@@ -181,20 +181,27 @@ class ContinualRunner:
         experience 0 described (:func:`~cfer.experiments.run.basic_phase.fingerprint`)."""
         from cfer.experiments.run.basic_phase import basic_phase_digest, probe
 
-        shared = [s for s in specs if self.uses_shared_basic(s) and s.basic_key is None]
+        shared = [s for s in specs if self._may_share(s) and s.basic_key is None]
         for fold, seed in dict.fromkeys((s.fold, s.seed) for s in shared):
             here = [s for s in shared if (s.fold, s.seed) == (fold, seed)]
             todo = [m for m in dict.fromkeys(s.method for s in here) if (m, fold, seed) not in self._keys]
             if todo:
                 phases = probe(self.ctx, todo, order=here[0].order, fold=fold, seed=seed, shots=self.shots)
                 for m, phase in phases.items():
-                    self._keys[(m, fold, seed)] = basic_phase_digest(self.cfg, m, phase, fold=fold,
-                                                                     seed=seed, shots=self.shots)
+                    # None: a plugin's state depends on the training steps themselves, which
+                    # priming from shared weights would skip (basic_phase.primable)
+                    self._keys[(m, fold, seed)] = basic_phase_digest(
+                        self.cfg, m, phase, fold=fold, seed=seed, shots=self.shots) if phase["primable"] else None
         return [dataclasses.replace(s, basic_key=self._keys.get((s.method, s.fold, s.seed)))
-                if self.uses_shared_basic(s) and s.basic_key is None else s for s in specs]
+                if self._may_share(s) and s.basic_key is None else s for s in specs]
+
+    def _may_share(self, spec: RunSpec) -> bool:
+        return self.cfg.runner.share_basic and not self.cfg.method_entry(spec.method).offline
 
     def uses_shared_basic(self, spec: RunSpec) -> bool:
-        return self.cfg.runner.share_basic and not self.cfg.method_entry(spec.method).offline
+        """Whether ``spec`` starts from a shared basic model: ``runner.share_basic``, a method
+        trained continually, and no plugin whose state priming cannot rebuild."""
+        return self._may_share(spec) and self.basic_digest(spec) is not None
 
     def basic_state(self, spec: RunSpec, *, device) -> dict:
         """The model after experience 0 of (method, fold, seed), trained once and saved.
@@ -214,6 +221,7 @@ class ContinualRunner:
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from cfer.core.metric_definitions import run_record
+        from cfer.experiments.run.basic_phase import primable
         from cfer.experiments.run.checkpoint import fast_forward
         from cfer.plugins.run.preemption import StopAtEpochBoundary
         from cfer.plugins.run.preemption import check as check_stop
@@ -230,6 +238,10 @@ class ContinualRunner:
                                    shots=self.shots, device=device, log_dir=self.run_dir / "logs" / spec.slug,
                                    plugins=[meter, primer, StopAtEpochBoundary()], label=spec.label)
         bm, strategy, valid = session.benchmark, session.strategy, session.valid
+        if checkpoint is not None and not primable(strategy):
+            # Its state is built from the training steps themselves: restart such a run from
+            # its first experience rather than resume it from weights (basic_phase.primable).
+            checkpoint = None
         info = bm.info
         steps = []
         models: list[str | None] = []  # state dict saved after each step (output.save_models)

@@ -28,6 +28,10 @@ def synaptic_intelligence_plugin(**kwargs):
     from avalanche.training.plugins import SynapticIntelligencePlugin
 
     class ClonedSynapticIntelligencePlugin(SynapticIntelligencePlugin):
+        # The path integral sums over the training steps: a run primed with saved weights
+        # (shared basic model, experience checkpoints) would skip them (basic_phase.primable).
+        primable = False
+
         def before_training_exp(self, strategy, **kw):
             super().before_training_exp(strategy, **kw)
             for p in self.ewc_data[0].values():
@@ -57,6 +61,8 @@ def rwalk_plugin(**kwargs):
     from avalanche.training.plugins import RWalkPlugin
 
     class TrainModeRWalkPlugin(RWalkPlugin):
+        primable = False  # its scores accumulate over the training steps, as SI's do
+
         def before_training_iteration(self, strategy, *a, **kw):
             super().before_training_iteration(strategy, *a, **kw)
             strategy.model.train()
@@ -75,6 +81,8 @@ def gss_greedy_plugin(**kwargs):
     from avalanche.training.plugins import GSS_greedyPlugin
 
     class ZeroGradGSSPlugin(GSS_greedyPlugin):
+        primable = False  # its memory is chosen by gradients scored during the training steps
+
         def after_forward(self, strategy, **kw):
             super().after_forward(strategy, **kw)
             strategy.optimizer.zero_grad()
