@@ -190,8 +190,9 @@ class ContinualRunner:
                 for m, phase in phases.items():
                     # None: a plugin's state depends on the training steps themselves, which
                     # priming from shared weights would skip (basic_phase.primable)
-                    self._keys[(m, fold, seed)] = basic_phase_digest(
-                        self.cfg, m, phase, fold=fold, seed=seed, shots=self.shots) if phase["primable"] else None
+                    self._keys[(m, fold, seed)] = (basic_phase_digest(
+                        self.cfg, m, phase, fold=fold, seed=seed, shots=self.shots)
+                        if phase["primable"] else None)
         return [dataclasses.replace(s, basic_key=self._keys.get((s.method, s.fold, s.seed)))
                 if self._may_share(s) and s.basic_key is None else s for s in specs]
 
