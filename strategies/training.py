@@ -21,7 +21,7 @@ written once in :class:`cfer.plugins.method.memory.MemoryRule`, the precision ke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cfer.core.typed import Checked
 from cfer.plugins.method.memory import MemoryRule, Mode
@@ -36,6 +36,12 @@ RestoreBest = Literal["always", "on_stop"]
 @dataclass(frozen=True)
 class TrainingConfig(Checked):
     section = "training"
+    #: ``cfer tune``'s default grids of the learning rates (experiments/config/search_space.py): ``lr`` for
+    #: every continual method (from the paper's 1e-5 to 1e-3, where naive training collapses on
+    #: the quickstart), ``basic_lr`` for an offline method (joint), which trains only the basic
+    #: phase's schedule. A config's ``tune.space`` narrows or replaces them.
+    search: ClassVar[dict[str, tuple]] = {"lr": (1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+                                          "basic_lr": (1e-4, 3e-4, 1e-3, 3e-3)}
 
     # -- optimisation ---------------------------------------------------------------------------
     optimizer: Optimizer = "adam"  # paper: Adam (TR:41, TR:60, TR:220)

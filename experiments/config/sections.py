@@ -22,6 +22,7 @@ from cfer.benchmarks.splits import N_FOLDS, VALID_FRACTION
 from cfer.benchmarks.synthetic_faces.config import SIZE, SUBJECTS
 from cfer.benchmarks.transforms import AugmentConfig
 from cfer.core.typed import ConfigError, overlay
+from cfer.experiments.config.tune_section import TuneConfig
 from cfer.plugins.speed.config import FastDataConfig
 from cfer.strategies.models.config import ModelConfig
 from cfer.strategies.registry import StrategyEntry, available, define, entry
@@ -129,6 +130,10 @@ class ProtocolConfig:
     class_orders: list[list[str]] | None = None  # explicit orders (override `orders`)
     folds: list[int] = field(default_factory=lambda: [0])  # test folds, each in 0..benchmark.n_folds-1
     seeds: list[int] = field(default_factory=lambda: [0])  # run seeds (weights, shuffles, draws)
+    # true: class order k runs with seed seeds[0] + k (phase continual), so each run has its own
+    # order, seed and basic model and n counts seed-to-seed variation too; false: every order
+    # runs with every seed, orders of one seed sharing its basic model
+    seed_per_order: bool = False
 
     def validate(self, *, where: str) -> None:
         if self.orders < 1 and not self.class_orders:
@@ -139,6 +144,12 @@ class ProtocolConfig:
             raise ConfigError(f"{where}: keys 'protocol.folds' and 'protocol.seeds' must not be empty")
         for seed in self.seeds:
             check_seed(seed, key="protocol.seeds", where=where)
+        if self.seed_per_order and len(self.seeds) != 1:
+            raise ConfigError(f"{where}: key 'protocol.seeds': with protocol.seed_per_order order k runs "
+                              f"with seed seeds[0] + k; give one seed, got {self.seeds}")
+        if self.seed_per_order:
+            check_seed(self.seeds[0] + max(self.orders, len(self.class_orders or [])) - 1,
+                       key="protocol.seeds", where=where)
         orders = [tuple(o) for o in self.class_orders or []]
         twice = sorted({k for k, o in enumerate(orders) if o in orders[:k]})
         if twice:  # the same order twice would count one run as two independent ones
@@ -274,6 +285,9 @@ class RunnerConfig:
     # start every class order from it: exact, and saves (orders x methods - 1) basic trainings.
     # Saved under <run dir>/basic/ (also used by --resume).
     share_basic: bool = True
+    # The best-args file laid under --set (experiments/config/best_args.py, docs/tuning.md): auto
+    # (best/<config stem>.yaml beside the config, if any), none, or a path
+    best_args: str = "auto"
 
     def validate(self, *, where: str) -> None:
         if self.jobs_per_device != "auto" and self.jobs_per_device < 1:
@@ -368,6 +382,7 @@ class ExperimentConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)  # cfer tune (docs/tuning.md)
 
     def validate(self, *, where: str) -> None:
         check_name(self.name, where=where)
@@ -397,6 +412,9 @@ class ExperimentConfig:
             if m not in known:
                 raise ConfigError(f"{where}: key 'strategies.overrides.{m}': unknown strategy {m!r}")
             self._training(m, where=where)
+        from cfer.experiments.config.search_space import check_spaces
+
+        check_spaces(self, where=where)
 
     def method_entry(self, method: str) -> StrategyEntry:
         """The strategy ``method`` names: one of this config's ``strategies.define``, else a

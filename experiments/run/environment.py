@@ -35,10 +35,11 @@ SCHEMA_VERSION = 3
 READABLE_SCHEMAS = (1, 2, 3)
 #: Python distributions whose versions the environment block records.
 PACKAGES = ("torch", "torchvision", "avalanche-lib", "numpy", "scipy")
-#: Config sections that do not change a run's numbers (or are replaced per method).
+#: Config sections that do not change a run's numbers (or are replaced per method; ``tune``
+#: is read by ``cfer tune`` only).
 # extensions: their paths say nothing of their code; --resume compares their SHA-256 instead
 # (cfer.experiments.run.extensions), and a method's own plugins' settings are in its params.
-_NOT_IN_DIGEST = ("name", "output", "runner", "strategies", "training", "extensions")
+_NOT_IN_DIGEST = ("name", "output", "runner", "strategies", "training", "extensions", "tune")
 
 
 def check_schema(results: Mapping, *, where: str) -> int:

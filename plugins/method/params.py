@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cfer.plugins.registry import PluginParams, register_plugin
 
@@ -40,6 +40,9 @@ SCORES, SELECTIONS = typing.get_args(Score), typing.get_args(Selection)
 @dataclass(frozen=True)
 class DistillationParams(PluginParams):
     """Distillation from the basic model: ``(1 - g_i) CE + g_i KD`` (the plugin's docstring)."""
+
+    #: ``cfer tune``'s grid (around the paper's gamma = 0.1, T = 3); inert on experience 0
+    search: ClassVar[dict[str, tuple]] = {"gamma": (0.05, 0.1, 0.3, 0.5), "temperature": (1.0, 3.0, 5.0)}
 
     temperature: float = 3.0  # paper: T = 3 (reference TR:217-223)
     gamma: float = 0.1  # paper: g_i = 0.1 * exp(-i / (1 + e)) (reference TR:217-223)

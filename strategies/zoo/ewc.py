@@ -1,6 +1,7 @@
 """Elastic Weight Consolidation (Kirkpatrick et al.)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from cfer.strategies.params import StrategyParams
 from cfer.strategies.registry import register_strategy
@@ -8,6 +9,8 @@ from cfer.strategies.registry import register_strategy
 
 @dataclass(frozen=True)
 class EWCParams(StrategyParams):
+    #: ``cfer tune``'s grid (around FACIL's lamb = 5000); the penalty acts from experience 1 on
+    search: ClassVar[dict[str, tuple]] = {"ewc_lambda": (100.0, 1000.0, 5000.0, 20000.0)}
     ewc_lambda: float = 5000.0  # weight of the quadratic penalty; FACIL: lamb = 5000
 
     def __post_init__(self) -> None:

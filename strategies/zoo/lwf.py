@@ -1,6 +1,7 @@
 """Learning without Forgetting (Li & Hoiem)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from cfer.strategies.params import StrategyParams
 from cfer.strategies.registry import register_strategy
@@ -8,6 +9,8 @@ from cfer.strategies.registry import register_strategy
 
 @dataclass(frozen=True)
 class LwFParams(StrategyParams):
+    #: ``cfer tune``'s grid (around FACIL's lamb = 1, T = 2); both act from experience 1 on
+    search: ClassVar[dict[str, tuple]] = {"alpha": (0.5, 1.0, 2.0, 4.0), "temperature": (1.0, 2.0, 4.0)}
     alpha: float = 1.0  # weight of the distillation loss; FACIL: lamb = 1
     temperature: float = 2.0  # FACIL / Li & Hoiem: T = 2
 
