@@ -111,3 +111,13 @@ def test_grid_parsing_and_errors(tmp_path):
     assert cfer(["sweep", "--out", str(tmp_path / "s")]) == 2  # no grid
     assert cfer(["sweep", "--grid", "training.lr=1e-3", "--set", "protocol.name=paper",
                  "--out", str(tmp_path / "p")]) == 2
+
+
+def test_a_point_keeps_the_configs_other_overrides_and_params():
+    """A grid key under strategies.overrides (or params) sets that key only: the quickstart's
+    joint override (basic_epochs 8) stays."""
+    from cfer.experiments.config.load import load_config
+    from cfer.experiments.sweep.sweep import Point, point_config
+
+    cfg = point_config(load_config(None), Point({"strategies.overrides.kd_psmr.lr": 1e-3}))
+    assert cfg.strategies.overrides == {"joint": {"basic_epochs": 8}, "kd_psmr": {"lr": 1e-3}}

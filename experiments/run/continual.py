@@ -65,8 +65,11 @@ def plan_runs(cfg: ExperimentConfig, class_names: tuple[str, ...]) -> list[RunSp
     else:
         check_orders(cfg.protocol.orders, n_classes=len(compounds), where="config")
         orders = distinct_orders(compounds, cfg.protocol.orders)
+    def seeds(k: int) -> list[int]:  # protocol.seed_per_order: order k has seed seeds[0] + k
+        return [cfg.protocol.seeds[0] + k] if cfg.protocol.seed_per_order else cfg.protocol.seeds
+
     return [RunSpec(m, k, o, f, s) for m in cfg.strategies.methods for k, o in enumerate(orders)
-            for f in cfg.protocol.folds for s in cfg.protocol.seeds]
+            for f in cfg.protocol.folds for s in seeds(k)]
 
 
 def distinct_orders(compounds, n: int) -> list[tuple[str, ...]]:
@@ -117,6 +120,11 @@ class ContinualRunner:
 
     def metrics_csv(self, results: dict) -> str:
         return metrics_csv(results)
+
+    def scored_stream(self, bm):
+        """The stream every step is scored on: the test subjects (``cfer tune``'s trials score the
+        validation subjects and never evaluate the test stream: experiments/tune/tune.py)."""
+        return bm.test_stream
 
     # -- pieces ------------------------------------------------------------------------------
     def benchmark(self, spec: RunSpec):
@@ -249,7 +257,7 @@ class ContinualRunner:
 
         def evaluate(i: int) -> None:
             # One pass over the seen test data, split per experience (cfer.plugins.speed.one_pass).
-            strategy.eval(one_pass(bm.test_stream[: i + 1]))
+            strategy.eval(one_pass(self.scored_stream(bm)[: i + 1]))
             steps.append(session.collector.result())
             if progress:
                 progress.update(1)

@@ -28,7 +28,7 @@ from pathlib import Path
 from cfer.core import metric_definitions as M
 from cfer.core import metrics
 from cfer.core.atomic import atomic_write_json, atomic_write_text
-from cfer.core.typed import ConfigError, overlay, parse_override, parse_value
+from cfer.core.typed import ConfigError, overlay, parse_override, parse_value, to_dict
 from cfer.experiments.config.load import load_config, save_config
 from cfer.experiments.config.sections import ExperimentConfig
 from cfer.experiments.report.tables import aligned_table, format_cell, markdown_table, metric_cell
@@ -98,7 +98,9 @@ def point_config(cfg: ExperimentConfig, point: Point) -> ExperimentConfig:
     data: dict = {"sweep": {"grid": {}}, "evaluation": {"final_validation": True}}
     for key, value in point.values.items():
         data = _merge(data, parse_override(f"{key}={json.dumps(value)}"))
-    out = overlay(cfg, data, where=f"sweep point {point.values}")
+    # Merged into the whole config, not laid over the dataclass: a mapping field is replaced by
+    # overlay, so strategies.overrides.kd_psmr.lr would drop the config's other overrides
+    out = overlay(ExperimentConfig(), _merge(to_dict(cfg), data), where=f"sweep point {point.values}")
     if out.phase != "continual":
         raise ConfigError(f"sweep point {point.values}: cfer sweep runs phase continual, not {out.phase}")
     if out.protocol.name != "heldout":

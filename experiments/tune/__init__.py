@@ -1,0 +1,1 @@
+"""``cfer tune``: each method at its own validated operating point (docs/tuning.md)."""
