@@ -89,6 +89,22 @@ def _add_sweep(sub) -> None:
     p.set_defaults(handler="cfer.experiments.sweep.sweep:cli_sweep")
 
 
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="choose each method's operating point on the validation subjects, "
+                                     "the same budget for every method (docs/tuning.md)")
+    p.add_argument("config", nargs="?", default=None, metavar="CONFIG",
+                   help="YAML config (default: quickstart.yaml); its tune section narrows the search")
+    p.add_argument("--budget", type=int, default=None, metavar="N", help="trials per method (tune.budget)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable), e.g. --set tune.space.lr=[1e-4,1e-3]")
+    p.add_argument("--out", default=None, metavar="DIR", help="where the trials run (default: tune.dir, "
+                   "else runs/<config name>_tune)")
+    p.add_argument("--best", default=None, metavar="FILE",
+                   help="the best-args file to write (default: best/<config stem>.yaml beside the config)")
+    p.add_argument("--resume", action="store_true", help="keep the trials already finished in DIR")
+    p.set_defaults(handler="cfer.experiments.tune.tune:cli_tune")
+
+
 def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="detect, crop and resize faces of a real data set")
     p.add_argument("kind", choices=["cfee", "rafdb", "folder"], help="the data set's layout")
@@ -196,8 +212,10 @@ def cli_run(args) -> int:
             raise ValueError(f"--resume {run_dir} continues the run in {run_dir}; drop --out {args.out}")
         cfg = load_config(cfg_path, args.overrides)
     else:
+        from cfer.experiments.config.best_args import resolve
+
         cfg_path = resolve_config_path(args.config)
-        cfg = load_config(cfg_path, args.overrides)
+        cfg = resolve(cfg_path, args.overrides)  # the best-args file under --set (runner.best_args)
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     check_config(cfg, where=str(cfg_path), paths=True)  # the files it names, before any data
     module, func = PHASE_RUNNERS[cfg.phase].split(":")
@@ -276,6 +294,10 @@ def report_run(cfg, run_dir: Path, results: dict) -> int:
         print(format_summary_table(results))
         if failed:  # what the table leaves out
             print(f"not in the table: {len(failed)} failed run(s): {'; '.join(f['run'] for f in failed)}")
+        from cfer.experiments.config.best_args import summary_line
+
+        if summary_line(results.get("best_args")):
+            print(summary_line(results.get("best_args")))
         for note in dataset_notes(results.get("dataset") or {}):
             print(f"note: {note}")
         files = "results.json, metrics.csv, " + ("report.md, plots/, " if cfg.output.plots else "") + "logs/"
@@ -309,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging, and a traceback with every error")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_sweep, _add_synth,
+    for add in (_add_run, _add_sweep, _add_tune, _add_synth,
                 _add_prepare, _add_plot, _add_compare, _add_bench, _add_explain, _add_status):
         add(sub)
     return parser

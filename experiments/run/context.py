@@ -229,6 +229,10 @@ class RunContext:
             head["extensions"] = self.extensions
         if self.resumes:
             head["resumes"] = self.resumes
+        from cfer.experiments.config.best_args import record
+
+        if record(self.cfg):  # the best-args file laid under --set (cfer tune)
+            head["best_args"] = record(self.cfg)
         return head
 
     def load_results(self) -> dict:
