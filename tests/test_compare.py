@@ -253,6 +253,10 @@ def test_tables_say_what_n_counts_and_warn_when_runs_share_a_seed():
     seeds = [dict(r, seed=k, order=["awed", "appalled"]) for k, r in enumerate(orders_only)]
     assert stats.what_n_counts(seeds) == "1 class order x 1 fold x 3 seeds"
     assert stats.shared_seed_warning({"m": seeds}) is None
+    paired = [dict(r, seed=k) for k, r in enumerate(orders_only)]  # protocol.seed_per_order
+    assert stats.what_n_counts(paired) == ("3 (class order, seed) pairs, each run with its own order, "
+                                           "seed and basic model x 1 fold")
+    assert stats.shared_seed_warning({"m": paired}) is None
 
 
 # --------------------------------------------------------------------------- LaTeX

@@ -272,3 +272,20 @@ def test_a_method_whose_state_follows_the_training_steps_trains_its_own_basic_mo
     # and SI really acted: it ends elsewhere than naive
     naive = final(shared, tmp_path / "s", "naive")
     assert not all(torch.equal(naive[k], si_own[k]) for k in si_own)
+
+
+def test_seed_per_order_gives_each_order_its_own_seed(tmp_path):
+    """protocol.seed_per_order: order k runs with seed seeds[0] + k, so n runs are n orders, n
+    seeds and n basic models (the shipped multi-run configs use it)."""
+    from cfer.experiments.run.continual import plan_runs
+
+    cfg = tiny_cfg(tmp_path, "protocol.orders=2", "protocol.seeds=[5]", "protocol.seed_per_order=true",
+                   "strategies.methods=[naive]")
+    names = ("happy", "sad", "fearful", "angry", "surprised", "disgusted", "happily surprised",
+             "sadly angry")
+    specs = plan_runs(cfg, names)
+    assert [(s.order_index, s.seed) for s in specs] == [(0, 5), (1, 6)]
+    with pytest.raises(ConfigError, match="protocol.seeds.*give one seed"):
+        tiny_cfg(tmp_path, "protocol.seeds=[0, 1]", "protocol.seed_per_order=true")
+    for name in ("paper_cfee", "baselines_cfee", "rafdb", "folder_example"):
+        assert load_config(name, ["dataset.root=x", "dataset.spec=x"]).protocol.seed_per_order, name

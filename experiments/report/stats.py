@@ -235,6 +235,10 @@ def what_n_counts(runs: Sequence[Mapping]) -> str:
     folds = {r.get("fold") for r in runs}
     seeds = {r.get("seed") for r in runs}
     word = lambda k, one: f"{k} {one}{'s' if k != 1 else ''}"  # noqa: E731
+    pairs = {(tuple(r.get("order") or ()), r.get("seed")) for r in runs}
+    if len(orders) > 1 and len(pairs) == len(orders) == len(seeds):  # protocol.seed_per_order
+        return (f"{len(orders)} (class order, seed) pairs, each run with its own order, seed and basic "
+                f"model x {word(len(folds), 'fold')}")
     return " x ".join([word(len(orders), "class order"), word(len(folds), "fold"), word(len(seeds), "seed")])
 
 
