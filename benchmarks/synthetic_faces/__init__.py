@@ -4,8 +4,8 @@ Faces are drawn procedurally (numpy + Pillow, no download): every subject has
 its own face (shape, skin tone, hair, eye spacing, brow and mouth geometry,
 pose, lighting, noise), and every expression is rendered from facial action
 units (AUs). Each basic and compound expression is a set of primary AUs plus
-optional secondary AUs (Du, Tao & Martinez 2014, Table 1), so a compound
-expression shares the AUs of its basic components. The output is
+optional secondary AUs (Du, Tao & Martinez 2014, Table 1): a compound shares some
+AUs of its basic components, not their union (docs/datasets.md). The output is
 ``<out>/<group>/Images<k>/EE_SSS_NNNN.jpg``, read by
 :func:`cfer.benchmarks.readers.cfee.load_cfee` like the real CFEE. Results on it
 say nothing about real faces; it exists so that everything runs and is tested

@@ -1,8 +1,9 @@
 """The facial action units (AUs) of every expression the synthetic faces show.
 
 Each basic and compound expression is a set of primary AUs plus optional secondary AUs
-(Du, Tao & Martinez 2014, Table 1, in :data:`AU_TABLE`), so a compound expression shares
-the AUs of its basic components.
+(Du, Tao & Martinez 2014, Table 1, in :data:`AU_TABLE`). A compound shares some AUs of its
+basic components but is not their union, and some classes have identical primaries
+(``tools/synthetic_au_separability.py`` measures it; docs/datasets.md).
 """
 
 from __future__ import annotations
