@@ -125,7 +125,16 @@ def resolve(config_path: str | Path, overrides: Sequence[str]):
                     msg, config_path)
         return load_config(config_path, [*overrides, "runner.best_args=none"])
     sets = [f"{k}={json.dumps(v)}" for k, v in flat_values(best["values"]).items()]
-    return load_config(config_path, [*sets, *overrides, f"runner.best_args={json.dumps(str(path))}"])
+    return load_config(config_path, [*sets, *overrides, f"runner.best_args={json.dumps(_shown(path))}"])
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it (a shipped config's
+    file is not recorded with this machine's absolute path), else as given."""
+    import os
+
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 def lookup(data: Mapping, key: str):
@@ -162,4 +171,4 @@ def summary_line(best: Mapping | None) -> str | None:
         return f"best-args: {best['path']} ({best['error']})"
     over = f"; --set overrode {', '.join(best['overridden'])}" if best.get("overridden") else ""
     return (f"best-args: {best['path']} applied ({len(best['values'])} values, source: {best['source']}; "
-            f"tuned for config digest {best['config_digest']}{over})")
+            f"config digest {best['config_digest']}{over})")
