@@ -136,6 +136,14 @@ def test_tune_makes_the_same_choice_on_every_backend(tuned, backend, tmp_path, m
                pytest.approx([s["valid_score"] for s in clean["methods"][m]["scores"]], abs=1e-6)
 
 
+def test_resume_reads_the_finished_trials_back(tuned):
+    from cfer.experiments.tune.tune import run_tune
+
+    tmp, path, cfg, clean, _ = tuned
+    again = run_tune(cfg, config_path=path, tune_dir=tmp / "clean", best_file=tmp / "again.yaml", resume=True)
+    assert again["methods"] == clean["methods"] and again["values"] == clean["values"]
+
+
 def test_a_grid_smaller_than_the_budget_runs_every_point():
     space = [Knob("lr", "strategies.overrides.naive.lr", (1e-3,), 1e-4)]
     assert draw(space, budget=5, seed=0, method="naive") == [{"lr": 1e-4}, {"lr": 1e-3}]

@@ -161,7 +161,8 @@ def run_tune(cfg: ExperimentConfig, *, config_path: str | Path, tune_dir: str | 
             if first is not None and cfg.runner.share_basic:
                 share_basic_models(first, runner)
             log.info("cfer tune: trial %d/%d (%s)", k + 1, trials, ", ".join(trial_cfg.strategies.methods))
-            results = runner.run(resume=resume and (trial_dir / "results.json").is_file())
+            # --resume: a finished trial is read back, an interrupted one continues its runs
+            results = runner.run(resume=resume and (trial_dir / "config.yaml").is_file())
             first = first or runner
             environment = environment or results.get("environment")
             failed = {f["method"]: f["error"] for f in results.get("failed_runs", [])}
