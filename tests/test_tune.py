@@ -232,7 +232,7 @@ def test_a_best_args_file_of_another_config_is_ignored_by_auto_and_refused_by_na
     path = _config(tmp_path, "other")
     sets = _sets(tmp_path, "strategies.methods=[naive]")
     target = _write_best(path, load_config(path, sets), digest="0123456789abcdef")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.DEBUG):
         cfg = best_args.resolve(path, sets)
     assert cfg.training_for("naive").lr == 1e-5 and cfg.runner.best_args == "none"
     assert "tuned for config digest 0123456789abcdef" in caplog.text and "not applied" in caplog.text

@@ -7,8 +7,9 @@ the budget, the environment, the tuning cost, and the digest of the config it wa
 (:func:`operating_digest`). ``runner.best_args`` says which file ``cfer run`` uses:
 
 - ``auto`` (default): ``best/<stem>.yaml`` beside the config, when there is one. If it was
-  tuned for another digest it is not applied (a warning says so, and the run uses the
-  config's own values): the config changed something the operating point depends on.
+  tuned for another digest it is not applied and the run uses the config's own values (the
+  config changed something the operating point depends on; ``cfer -v run`` logs why): the
+  printed summary names a file only when one was applied.
 - ``none``: no file.
 - a path: that file; one tuned for another digest is refused in one line (asked for by name,
   a silent fallback would hide that it does not fit).
@@ -121,8 +122,10 @@ def resolve(config_path: str | Path, overrides: Sequence[str]):
         if mode != "auto":
             raise ConfigError(f"runner.best_args: {msg}; tune this config (cfer tune) or set "
                               "runner.best_args=none")
-        log.warning("%s; not applied: the config's own values are used (cfer tune %s writes one for it)",
-                    msg, config_path)
+        # Debug, not a warning: every --set of a training key (a quick run of the quickstart)
+        # changes the digest, and a warning on each would bury the one-line errors
+        log.debug("%s; not applied: the config's own values are used (cfer tune %s writes one for it)",
+                  msg, config_path)
         return load_config(config_path, [*overrides, "runner.best_args=none"])
     sets = [f"{k}={json.dumps(v)}" for k, v in flat_values(best["values"]).items()]
     return load_config(config_path, [*sets, *overrides, f"runner.best_args={json.dumps(_shown(path))}"])
