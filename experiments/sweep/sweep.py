@@ -100,7 +100,9 @@ def point_config(cfg: ExperimentConfig, point: Point) -> ExperimentConfig:
         data = _merge(data, parse_override(f"{key}={json.dumps(value)}"))
     # Merged into the whole config, not laid over the dataclass: a mapping field is replaced by
     # overlay, so strategies.overrides.kd_psmr.lr would drop the config's other overrides
-    out = overlay(ExperimentConfig(), _merge(to_dict(cfg), data), where=f"sweep point {point.values}")
+    merged = _merge(to_dict(cfg), data)
+    merged["sweep"] = {**merged["sweep"], "grid": {}}  # a point has no grid (merging {} kept it)
+    out = overlay(ExperimentConfig(), merged, where=f"sweep point {point.values}")
     if out.phase != "continual":
         raise ConfigError(f"sweep point {point.values}: cfer sweep runs phase continual, not {out.phase}")
     if out.protocol.name != "heldout":
