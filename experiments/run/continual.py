@@ -67,7 +67,6 @@ def plan_runs(cfg: ExperimentConfig, class_names: tuple[str, ...]) -> list[RunSp
         orders = distinct_orders(compounds, cfg.protocol.orders)
     def seeds(k: int) -> list[int]:  # protocol.seed_per_order: order k has seed seeds[0] + k
         return [cfg.protocol.seeds[0] + k] if cfg.protocol.seed_per_order else cfg.protocol.seeds
-
     return [RunSpec(m, k, o, f, s) for m in cfg.strategies.methods for k, o in enumerate(orders)
             for f in cfg.protocol.folds for s in seeds(k)]
 
@@ -122,8 +121,7 @@ class ContinualRunner:
         return metrics_csv(results)
 
     def scored_stream(self, bm):
-        """The stream every step is scored on: the test subjects (``cfer tune``'s trials score the
-        validation subjects and never evaluate the test stream: experiments/tune/tune.py)."""
+        """The stream every step is scored on (cfer tune's trials: validation, experiments/tune)."""
         return bm.test_stream
 
     # -- pieces ------------------------------------------------------------------------------
