@@ -121,13 +121,15 @@ def primable(strategy) -> bool:
 
 def fingerprint(strategy) -> dict:
     """What ``strategy`` does in experience 0 (the module docstring says what it holds)."""
-    opt = strategy.optimizer
+    from cfer.plugins.workarounds.templates import criterion
+
+    opt, loss = strategy.optimizer, criterion(strategy)
     groups = [{**{k: plain(v) for k, v in g.items() if k != "params"},
                "params": [list(p.shape) for p in g["params"]]} for g in opt.param_groups]
     return {
         "trainer": trainer_class(strategy),
         "model": {"architecture": str(strategy.model), "weights": _weights(strategy.model)},
-        "criterion": {"class": _path(strategy._criterion), "state": plain(vars(strategy._criterion))},
+        "criterion": {"class": _path(loss), "state": plain(vars(loss))},
         "optimizer": {"class": _path(opt), "defaults": plain(opt.defaults), "groups": groups},
         # Not train_epochs: the builder's TrainingSchedule (an acting plugin, described below)
         # sets it before every experience from its phases; as built it is the continual budget.

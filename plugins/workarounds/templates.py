@@ -95,3 +95,14 @@ def call_before_after_training_exp(strategy, hook) -> None:
         return original(**kwargs)
 
     strategy._after_training_exp = after_training_exp
+
+
+def criterion(strategy):
+    """The loss object a template was built with.
+
+    Why: Avalanche 0.6 keeps it as ``_criterion`` (its public ``criterion()`` computes the loss
+    of the current mini-batch instead); the basic-phase fingerprint
+    (experiments/run/basic_phase.py) describes it to decide which methods train experience 0
+    alike.
+    """
+    return strategy._criterion
