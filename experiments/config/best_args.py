@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cfer.core.typed import ConfigError, read_yaml, to_dict
+from cfer.experiments.config.resume import flatten
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +76,6 @@ def _digest(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def flat_values(values: Mapping, prefix: str = "") -> dict[str, object]:
-    """``{strategies: {overrides: {m: {lr: x}}}}`` -> ``{"strategies.overrides.m.lr": x}``."""
-    out: dict[str, object] = {}
-    for k, v in values.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, Mapping) and v:
-            out.update(flat_values(v, key))
-        else:
-            out[key] = v
-    return out
-
-
 def read_best(path: str | Path) -> dict:
     """A best-args file, checked for the keys ``cfer run`` needs (one line otherwise)."""
     path = Path(path)
@@ -127,7 +116,7 @@ def resolve(config_path: str | Path, overrides: Sequence[str]):
         log.debug("%s; not applied: the config's own values are used (cfer tune %s writes one for it)",
                   msg, config_path)
         return load_config(config_path, [*overrides, "runner.best_args=none"])
-    sets = [f"{k}={json.dumps(v)}" for k, v in flat_values(best["values"]).items()]
+    sets = [f"{k}={json.dumps(v)}" for k, v in flatten(best["values"]).items()]
     return load_config(config_path, [*sets, *overrides, f"runner.best_args={json.dumps(_shown(path))}"])
 
 
@@ -159,7 +148,7 @@ def record(cfg) -> dict | None:
         best = read_best(mode)
     except (ConfigError, OSError, ValueError) as e:  # moved or edited since the run started
         return {**out, "error": str(e)}
-    values = flat_values(best["values"])
+    values = flatten(best["values"])
     d = to_dict(cfg)
     out.update(config_digest=best["config_digest"], source=best.get("source", "cfer tune"),
                values=values, overridden=sorted(k for k, v in values.items() if lookup(d, k) != v))
