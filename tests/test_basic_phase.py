@@ -69,3 +69,16 @@ def test_shared_basic_weights_equal_each_methods_own_to_the_bit(runner):
             assert torch.equal(own.state_dict[k], v), (method, k)
     # one file for the four methods
     assert [p.name for p in (runner.run_dir / "basic").glob("*.pt")] == [runner.basic_path(spec).name]
+
+
+def test_a_plugin_that_acts_in_experience_0_keeps_its_method_apart(runner):
+    """Naive plus Avalanche's MAS plugin trains experience 0 with naive's loop, model, loss and
+    optimizer, but MAS acts there (its importance pass after experience 0 runs the model in
+    training mode and moves BatchNorm's statistics): only the plugin tells them apart, so the
+    digest must read the acting plugins, or MAS would start from naive's basic model."""
+    mas = "strategies.define={mas: {base: naive, plugins: [{'avalanche:MASPlugin': {lambda_reg: 1.0}}]}}"
+    cfg = load_config(None, [*TINY, f"dataset.root={runner.cfg.dataset.root}", mas,
+                             "strategies.methods=[naive, mas]", "protocol.orders=1"])
+    other = ContinualRunner(cfg, runner.run_dir.parent / "mas")
+    got = {s.method: s.basic_key for s in other.keyed(plan_runs(cfg, other.ctx.data().dataset.class_names))}
+    assert None not in got.values() and got["mas"] != got["naive"]
