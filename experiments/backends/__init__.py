@@ -56,6 +56,22 @@ def threads_per_run(runner_cfg) -> int:
     return int(runner_cfg.threads_per_run)
 
 
+def prepare_process(runner_cfg) -> int:
+    """Set up this process to train runs under ``runner_cfg`` (every backend calls it where its
+    runs train): :func:`threads_per_run` torch threads and, with ``runner.keep_freed_memory``,
+    glibc keeping freed memory for the next step (:mod:`cfer.core.allocator`). Returns the
+    thread count it replaced (the local backend restores it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads_per_run(runner_cfg))
+    if runner_cfg.keep_freed_memory:
+        from cfer.core.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    return before
+
+
 def run_one(runner, spec, *, device, progress=None) -> dict:
     """``runner.run_one(spec)``, with the final validation accuracy added to the record when
     ``evaluation.final_validation`` is on, and the torch thread count the run trained with

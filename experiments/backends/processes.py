@@ -82,10 +82,10 @@ def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int, 
     import torch
 
     from cfer.core.lifetime import die_with_parent
-    from cfer.experiments.backends import threads_per_run
+    from cfer.experiments.backends import prepare_process
 
     die_with_parent(parent)  # a killed `cfer run` takes its workers with it, mid-run too
-    torch.set_num_threads(threads_per_run(cfg.runner))
+    prepare_process(cfg.runner)
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_per_process_memory_fraction(0.9 / jobs, dev)

@@ -56,9 +56,9 @@ def _task_runner(job: Job, data):
     """The runner and the device of a task."""
     import torch
 
-    from cfer.experiments.backends import threads_per_run
+    from cfer.experiments.backends import prepare_process
 
-    torch.set_num_threads(threads_per_run(job.cfg.runner))
+    prepare_process(job.cfg.runner)
     device = torch.device("cpu")
     if job.gpus > 0:
         import ray

@@ -83,11 +83,9 @@ def read_shard(run_dir, spec) -> dict | None:
 # --------------------------------------------------------------------------- inside a task
 
 def _task_runner(task: Task):
-    import torch
+    from cfer.experiments.backends import prepare_process
 
-    from cfer.experiments.backends import threads_per_run
-
-    torch.set_num_threads(threads_per_run(task.cfg.runner))
+    prepare_process(task.cfg.runner)
     runner = task.runner_cls(task.cfg, task.run_dir)
     return runner, runner.ctx.device()
 

@@ -285,6 +285,10 @@ class RunnerConfig:
     # start every class order from it: exact, and saves (orders x methods - 1) basic trainings.
     # Saved under <run dir>/basic/ (also used by --resume).
     share_basic: bool = True
+    # glibc: serve training buffers from the heap and keep freed memory for the next step instead
+    # of returning it to the kernel (cfer/core/allocator.py): a tenth less CPU time on the
+    # quickstart's runs, the same numbers to the bit; the process keeps up to 1 GiB it freed
+    keep_freed_memory: bool = True
     # The best-args file laid under --set (experiments/config/best_args.py, docs/tuning.md): auto
     # (best/<config stem>.yaml beside the config, if any), none, or a path
     best_args: str = "auto"
