@@ -2,8 +2,9 @@
 in its own spawned process.
 
 Processes, not threads: random state, autocast and CUDA graphs are per process.
-Each shared basic model is trained once, by one worker, before the runs that start from it
-(so that no two workers train the same one, and at the workers' thread count); workers return
+Each shared model (a basic model, an offline method's model) is trained once, by one worker,
+before the runs that start from it (so that no two workers train the same one, and at the
+workers' thread count); workers return
 records and only this process writes results. Workers die
 with this process (:func:`cfer.core.lifetime.die_with_parent`), even when it is killed.
 """
@@ -27,13 +28,13 @@ def execute(runner, todo, *, device, record, fail) -> None:
                              initializer=_worker_init,
                              initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs,
                                        os.getpid(), _given_data(runner))) as pool:
-        # Each shared basic model is trained once, by a worker, before the runs that start from
-        # it; the runs that need none (joint) fill the other workers meanwhile.
+        # Each shared model is trained once, by a worker, before the runs that start from it;
+        # the runs that need none fill the other workers meanwhile.
         basics: dict = {}  # future -> its basic-model path
         waiting: dict = {}  # basic-model path -> the runs that wait for it
         for spec in todo:
-            if runner.cfg.runner.share_basic and runner.uses_shared_basic(spec):
-                path = runner.basic_path(spec)
+            path = runner.shared_path(spec)  # its basic model, or an offline (joint) model
+            if path is not None:
                 if path not in waiting and not path.is_file():
                     waiting[path] = []
                     basics[pool.submit(_worker_basic, spec)] = path
@@ -53,7 +54,7 @@ def execute(runner, todo, *, device, record, fail) -> None:
                             if error is None:
                                 pending[pool.submit(_worker_run, spec)] = spec
                             else:  # its runs fail with it, and are recorded so
-                                log.error("basic model of %s failed", spec.label, exc_info=error)
+                                log.error("shared model of %s failed", spec.label, exc_info=error)
                                 fail(spec, one_line(error))
                                 bar.finished(ok=False)
                         continue
@@ -94,7 +95,7 @@ def _worker_init(runner_cls, cfg, run_dir, device: str, jobs: int, parent: int, 
 
 
 def _worker_basic(spec) -> None:
-    _WORKER["runner"].basic_state(spec, device=_WORKER["device"])  # saved under basic/
+    _WORKER["runner"].shared_state(spec, device=_WORKER["device"])  # saved under basic/ or offline/
 
 
 def _worker_run(spec) -> dict:

@@ -1,4 +1,4 @@
-"""``runner.backend: ray``: every run, and every shared basic model, is a Ray task.
+"""``runner.backend: ray``: every run, and every shared model, is a Ray task.
 
 Ray core tasks (https://docs.ray.io/en/latest/ray-core/tasks.html) run the same plan on
 a laptop (a local Ray, started here), on a multi-GPU node or on a cluster
@@ -8,10 +8,11 @@ a laptop (a local Ray, started here), on a multi-GPU node or on a cluster
   object store once; tasks on a node read it from there without a copy (Ray's
   zero-copy numpy deserialisation), so the data set root and the decoded-image cache
   need to be readable only here, on the driver.
-- A shared basic model of (method, fold, seed) is a task; each class order's run task
-  takes its result as an argument, so Ray starts a run when its basic model is done.
-  Basic models already in ``<run dir>/basic/`` (``--resume``) are put in the object
-  store instead of retrained; new ones are saved there by the driver as they finish.
+- A shared model (a basic model of a fold and seed, an offline method's model) is a task;
+  each class order's run task takes its result as an argument, so Ray starts a run when
+  its shared model is done. Shared models already saved in the run directory
+  (``--resume``) are put in the object store instead of retrained; new ones are saved
+  there by the driver as they finish.
 - Only the driver writes results.json and metrics.csv (through ``record`` / ``fail``,
   in plan order). Tasks write their Avalanche logs under ``<run dir>/logs/`` where they
   run: on a cluster, give ``--out`` on a shared file system to collect them.
@@ -73,13 +74,13 @@ def _task_runner(job: Job, data):
 
 def _basic_task(job: Job, data, spec) -> dict:
     runner, device = _task_runner(job, data)
-    return runner.basic_state(spec, device=device)
+    return runner.shared_state(spec, device=device)
 
 
 def _run_task(job: Job, data, spec, basic: dict | None) -> dict:
     runner, device = _task_runner(job, data)
     if basic is not None:
-        runner.ctx.given_models[runner.basic_path(spec)] = basic
+        runner.ctx.given_models[runner.shared_path(spec)] = basic
     return run_one(runner, spec, device=device)
 
 
@@ -139,27 +140,24 @@ def execute(runner, todo, *, device, record, fail) -> None:
         basic_task = ray.remote(_basic_task).options(**options)
         run_task = ray.remote(_run_task).options(**options)
 
-        basic: dict[Path, object] = {}  # basic-model path -> its object ref
-        training: dict = {}  # basic task ref -> (path, spec)
+        basic: dict[Path, object] = {}  # shared-model path -> its object ref
+        training: dict = {}  # shared-model task ref -> (path, spec)
         for spec in todo:
-            if not cfg.runner.share_basic or cfg.method_entry(spec.method).offline:
-                continue
-            path = runner.basic_path(spec)
-            if path in basic:
+            path = runner.shared_path(spec)  # its basic model, or an offline (joint) model
+            if path is None or path in basic:
                 continue
             if path.is_file():  # trained by an earlier session of this run (--resume)
-                basic[path] = ray.put(runner.ctx.cached_model(path, keys={"state_dict"}, train=dict,
-                                                              digest=runner.basic_digest(spec)))
+                basic[path] = ray.put(runner.shared_state(spec, device="cpu"))  # loads, checks the digest
             else:
                 basic[path] = basic_task.remote(job, data, spec)
                 training[basic[path]] = (path, spec)
-        runs = {run_task.remote(job, data, spec, basic.get(runner.basic_path(spec))): spec for spec in todo}
+        runs = {run_task.remote(job, data, spec, basic.get(runner.shared_path(spec))): spec for spec in todo}
         pending = [*training, *runs]
-        waiting_for = {ref: basic.get(runner.basic_path(spec)) for ref, spec in runs.items()}
+        waiting_for = {ref: basic.get(runner.shared_path(spec)) for ref, spec in runs.items()}
         with RunsBar(runner.ctx, total=len(runs), desc=f"{len(runs)} runs on Ray") as bar:
             try:
                 while pending:
-                    # running: submitted runs whose basic model is ready (holding a slot or
+                    # running: submitted runs whose shared model is ready (holding a slot or
                     # waiting for one)
                     bar.set_running(sum(1 for r in pending if r in runs
                                         and waiting_for[r] not in training))
@@ -169,7 +167,7 @@ def execute(runner, todo, *, device, record, fail) -> None:
                         try:
                             state = ray.get(ref)
                         except Exception as e:  # its runs fail with it, and are recorded so
-                            log.error("basic model of %s failed: %s", spec.label, one_line(e))
+                            log.error("shared model of %s failed: %s", spec.label, one_line(e))
                             continue
                         if not path.is_file():  # a task on another node saved it there, not here
                             runner.ctx.basic_models.save(path, state)

@@ -1,9 +1,9 @@
 """``runner.backend: slurm``: every run is one task of a SLURM job array, submitted with
 submitit (https://github.com/facebookincubator/submitit; the ``cfer[slurm]`` extra).
 
-- Shared basic models still missing from ``<run dir>/basic/`` are one array, submitted first;
-  the runs' array depends on it (``afterany``: a run whose basic model failed trains it itself,
-  or fails with the reason, instead of waiting for ever).
+- Shared models still missing from the run directory (basic models, offline methods' models)
+  are one array, submitted first; the runs' array depends on it (``afterany``: a run whose
+  shared model failed trains it itself, or fails with the reason, instead of waiting for ever).
 - A task writes its run's record (or its error) as an atomic shard,
   ``<run dir>/slurm/shards/<method>/<run>.json``; only this process merges shards into
   results.json, in plan order (through ``record`` / ``fail``), whatever order tasks end in.
@@ -92,7 +92,7 @@ def _task_runner(task: Task):
 
 def basic_task(task: Task, spec) -> None:
     runner, device = _task_runner(task)
-    runner.basic_state(spec, device=device)
+    runner.shared_state(spec, device=device)
 
 
 def run_task(task: Task, spec) -> None:
@@ -190,14 +190,14 @@ def _submit(runner, specs, *, jobs: dict) -> None:
     n = len([p for p in base.glob("submit*") if p.is_dir()])
     folder = base / f"submit{n:02d}"  # fresh: submitit names files by job id, and ids restart
     task = Task(type(runner), runner.cfg, str(runner.run_dir))
-    basic = {runner.basic_path(s): s for s in specs if runner.uses_shared_basic(s)}
+    basic = {runner.shared_path(s): s for s in specs if runner.shared_path(s) is not None}
     basic = [s for path, s in basic.items() if not path.is_file()]
     ex = executor(folder, cfg, name="cfer")
     depends = None
     if basic:
         basic_jobs = ex.map_array(basic_task, [task] * len(basic), basic)
         depends = basic_jobs[0].job_id.split("_")[0]
-        log.info("submitted %d shared basic models as SLURM job %s", len(basic), depends)
+        log.info("submitted %d shared models as SLURM job %s", len(basic), depends)
     if depends:
         ex.update_parameters(dependency=f"afterany:{depends}")
     cells = ex.map_array(run_task, [task] * len(specs), specs)

@@ -285,6 +285,10 @@ class RunnerConfig:
     # start every class order from it: exact, and saves (orders x methods - 1) basic trainings.
     # Saved under <run dir>/basic/ (also used by --resume).
     share_basic: bool = True
+    # Train an offline method (joint) once per (fold, seed), in the first planned order's class
+    # numbering, and score that model in every order (its output rows renumbered): saves
+    # (orders - 1) trainings on all classes. false: one model per order, as before
+    share_offline: bool = True
     # glibc: serve training buffers from the heap and keep freed memory for the next step instead
     # of returning it to the kernel (cfer/core/allocator.py): a tenth less CPU time on the
     # quickstart's runs, the same numbers to the bit; the process keeps up to 1 GiB it freed

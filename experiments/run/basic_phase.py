@@ -187,7 +187,7 @@ def probe(ctx, methods, *, order, fold: int, seed: int, shots: int | None = None
 
 def log_sharing(specs) -> None:
     """Log which methods share a basic model (per fold and seed) among ``specs`` (RunSpecs
-    with their ``basic_key``)."""
+    with their ``basic_key``), and which offline methods train once per fold and seed."""
     import logging
 
     groups: dict[str, list[str]] = {}
@@ -196,11 +196,14 @@ def log_sharing(specs) -> None:
             groups.setdefault(s.basic_key, [])
             if s.method not in groups[s.basic_key]:
                 groups[s.basic_key].append(s.method)
+    log = logging.getLogger("cfer.experiments.run.continual")
     if groups:
-        logging.getLogger("cfer.experiments.run.continual").info(
-            "basic models (experience 0), one per fold and seed: %s",
-            "; ".join(f"{', '.join(ms)} share one" if len(ms) > 1 else f"{ms[0]} its own"
-                      for ms in groups.values()))
+        log.info("basic models (experience 0), one per fold and seed: %s",
+                 "; ".join(f"{', '.join(ms)} share one" if len(ms) > 1 else f"{ms[0]} its own"
+                           for ms in groups.values()))
+    offline = list(dict.fromkeys(s.method for s in specs if s.offline_order is not None))
+    if offline:
+        log.info("%s: trained once per fold and seed, scored in every class order", ", ".join(offline))
 
 
 def refuse_other_basic_models(run_dir, planned: dict) -> None:

@@ -20,6 +20,7 @@ from cfer.experiments.run.context import RunContext
 
 # the plan's names, imported from here by callers since before they had their own module
 from cfer.experiments.run.plan import RunSpec, distinct_orders, plan_runs  # noqa: F401
+from cfer.experiments.run.records import memory_record, metrics_csv
 from cfer.experiments.run.results_store import add_in_plan_order, is_done, planned
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,50 @@ class ContinualRunner:
         trained continually, and no plugin whose state priming cannot rebuild."""
         return self._may_share(spec) and self.basic_digest(spec) is not None
 
+    def uses_shared_offline(self, spec: RunSpec) -> bool:
+        """Whether ``spec`` scores an offline model trained once for its (method, fold, seed)
+        (``runner.share_offline``; :mod:`~cfer.experiments.run.offline_model`)."""
+        return (self.cfg.runner.share_offline and spec.offline_order is not None
+                and self.cfg.method_entry(spec.method).offline)
+
+    def offline_path(self, spec: RunSpec) -> Path:
+        name = f"{spec.method}_fold{spec.fold}_seed{spec.seed}_{self._offline_digest(spec)}.pt"
+        return self.run_dir / "offline" / name
+
+    def _offline_digest(self, spec: RunSpec) -> str:
+        from cfer.experiments.run.offline_model import offline_digest
+
+        return offline_digest(self.cfg, spec.method, fold=spec.fold, seed=spec.seed, shots=self.shots,
+                              order=spec.offline_order)
+
+    def offline_state(self, spec: RunSpec, *, device) -> dict:
+        """The offline model ``spec`` scores, trained once (in ``spec.offline_order``) and saved."""
+        from cfer.experiments.run import offline_model
+
+        path = self.offline_path(spec)
+
+        def train() -> dict:
+            log_dir = self.run_dir / "logs" / "offline" / path.stem
+            return offline_model.train(self.ctx, spec, order=spec.offline_order, device=device,
+                                       log_dir=log_dir, shots=self.shots)
+
+        return self.ctx.cached_model(path, keys=offline_model.SAVED_KEYS, train=train,
+                                     digest=self._offline_digest(spec))
+
+    def shared_path(self, spec: RunSpec) -> Path | None:
+        """The file of the model ``spec`` starts from that other runs share, which a backend
+        trains once before them (:meth:`shared_state`): its basic model, or its offline model;
+        None when the run trains everything itself."""
+        if self.uses_shared_basic(spec):
+            return self.basic_path(spec)
+        return self.offline_path(spec) if self.uses_shared_offline(spec) else None
+
+    def shared_state(self, spec: RunSpec, *, device) -> dict:
+        """The shared model at :meth:`shared_path`, trained and saved if it is not yet."""
+        if self.uses_shared_basic(spec):
+            return self.basic_state(spec, device=device)
+        return self.offline_state(spec, device=device)
+
     def basic_state(self, spec: RunSpec, *, device) -> dict:
         """The model after experience 0 of (method, fold, seed), trained once and saved.
 
@@ -165,6 +210,7 @@ class ContinualRunner:
     # -- one run -----------------------------------------------------------------------------
     def run_one(self, spec: RunSpec, *, device, progress=None) -> dict:
         from cfer.core.metric_definitions import run_record
+        from cfer.experiments.run import offline_model
         from cfer.experiments.run.basic_phase import primable
         from cfer.experiments.run.checkpoint import fast_forward
         from cfer.plugins.run.preemption import StopAtEpochBoundary
@@ -175,6 +221,8 @@ class ContinualRunner:
 
         offline = self.cfg.method_entry(spec.method).offline
         basic = self.basic_state(spec, device=device) if self.uses_shared_basic(spec) else None
+        if self.uses_shared_offline(spec):  # trained once for the fold and seed: train_seconds as basic's
+            basic = self.offline_state(spec, device=device)
         checkpoint = self.checkpoint(spec)
         meter, primer = ThroughputPlugin(), StartFromWeightsPlugin()
         # On a stop request (SIGUSR1 under SLURM) the run ends at its next epoch boundary.
@@ -199,9 +247,16 @@ class ContinualRunner:
 
         with session:
             if offline:
-                # Joint upper bound: train once on everything, then score each step on the
-                # classes seen so far (logits of later classes masked).
-                strategy.train(bm.train_stream, eval_streams=[valid])
+                # Joint upper bound: train once on everything (or load the model trained once
+                # for the fold and seed, offline_model), then score each step on the classes
+                # seen so far (logits of later classes masked).
+                if basic is None:
+                    strategy.train(bm.train_stream, eval_streams=[valid])
+                else:
+                    offline_model.load_into(session.model, basic, class_names=info.class_names)
+                    session.model.to(device)
+                    if self.ctx.final_validation is not None:  # all classes: the same in every order
+                        self.ctx.final_validation.accuracy = basic.get("final_valid_accuracy")
                 for i in range(len(bm.train_stream)):
                     strategy.seen_class_mask.n_seen = info.n_basic + i
                     evaluate(i)
@@ -242,7 +297,7 @@ class ContinualRunner:
                "order_index": spec.order_index}
         rec.update(run_record(step_predictions=steps, n_basic=info.n_basic,
                               component_ids=info.component_ids(), class_names=info.class_names))
-        # With a shared basic model, its training time counts in every run that uses it.
+        # With a shared basic (or offline) model, its training time counts in every run that uses it.
         seconds = meter.seconds + (basic["train_seconds"] if basic else 0.0)
         images = meter.images + (basic["images"] if basic else 0)
         rec["train_seconds"] = round(seconds, 3)
@@ -256,10 +311,14 @@ class ContinualRunner:
 
     # -- all runs ----------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> dict:
+        from cfer.experiments.run import offline_model
+
         cfg, ctx = self.cfg, self.ctx
         existing = ctx.start(resume=resume)
         specs = plan_runs(cfg, ctx.data().dataset.class_names)
         specs = self.keyed(specs)
+        if cfg.runner.share_offline:
+            specs = offline_model.first_orders(specs, offline=lambda m: cfg.method_entry(m).offline)
         log_sharing(specs)
         shared = {self.basic_path(s): s for s in specs if self.uses_shared_basic(s)}
         for path, spec in shared.items():
@@ -302,47 +361,6 @@ class ContinualRunner:
         execute(cfg.runner.effective_backend, self, todo, device=device, record=record, fail=fail)
         self.write_results(results)
         return ctx.load_results()
-
-
-def memory_record(strategy) -> list[dict]:
-    """Per training experience, the PSMR memory and new-class draw sizes (``[]`` for a
-    strategy without the PSMR plugin): what each step really trained on."""
-    from cfer.plugins.method.psmr import PredictiveSortingReplayPlugin
-
-    plugin = next((p for p in strategy.plugins if isinstance(p, PredictiveSortingReplayPlugin)), None)
-    if plugin is None:
-        return []
-    out = []
-    for h in plugin.history:
-        draws = h.get("draws") or []
-        out.append({"experience": int(h["experience"]), "memory_size": int(h["memory_size"]),
-                    "train_size": int(h["train_size"]),
-                    "new_class_images": int(sum(h["new_classes"].values())),
-                    "new_class_samples": h["new_class_samples"], "draw": h["draw"],
-                    "drawn_per_epoch": [int(sum(d["counts"].values())) for d in draws],
-                    "memory_after": int(sum(h["memory_after"].values()))})
-    return out
-
-
-def metrics_csv(results: dict) -> str:
-    """Long format: method, order, fold, seed, step, metric, value."""
-    lines = ["method,order,fold,seed,step,metric,value"]
-    per_step = ("step_accuracy", "uar", "macro_f1", "old_class_accuracy", "basic_accuracy",
-                "component_confusion", "new_class_f1")
-    for method, block in results["methods"].items():
-        for r in block["runs"]:
-            key = f"{method},{r.get('order_index', 0)},{r['fold']},{r['seed']}"
-            for metric in per_step:
-                for step, v in enumerate(r.get(metric) or []):
-                    if v is not None:
-                        lines.append(f"{key},{step},{metric},{v:.6g}")
-            for i, row in enumerate(r["accuracy_matrix"]):
-                for j, v in enumerate(row):
-                    if v is not None:
-                        lines.append(f"{key},{i},accuracy_exp{j},{v:.6g}")
-            for metric in ("train_seconds", "images_per_second"):
-                lines.append(f"{key},,{metric},{r[metric]:.6g}")
-    return "\n".join(lines) + "\n"
 
 
 def run(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = False) -> dict:

@@ -22,6 +22,9 @@ class RunSpec:
     # The basic-phase digest of its experience 0 (ContinualRunner.keyed; None: not computed
     # yet, or no shared basic model): the runs with equal keys start from one basic model.
     basic_key: str | None = dataclasses.field(default=None, compare=False)
+    # An offline method's run (joint): the class order its model is trained in, the first planned
+    # order of its fold and seed (offline_model.first_orders; None: it trains its own model).
+    offline_order: tuple[str, ...] | None = dataclasses.field(default=None, compare=False)
 
     def matches(self, rec: dict) -> bool:
         # The order index too: two orders are distinct, but a record must not stand for another
