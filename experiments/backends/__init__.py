@@ -99,12 +99,14 @@ def one_line(error: BaseException) -> str:
 
 
 class RunsBar:
-    """One progress bar over runs, its postfix the runs running, done and failed."""
+    """One progress bar over runs, its postfix the runs running, done and failed, and the time
+    left when the backend estimates it (:meth:`set_left`)."""
 
     def __init__(self, ctx, *, total: int, desc: str):
         self._opened = ctx.progress(total=total, desc=desc, unit="run")  # a context manager
         self._bar = None
         self.running = self.done = self.failed = 0
+        self.left: float | None = None
 
     def __enter__(self) -> RunsBar:
         self._bar = self._opened.__enter__()
@@ -119,6 +121,17 @@ class RunsBar:
             self.running = n
             self._show()
 
+    def set_left(self, seconds: float | None) -> None:
+        """Show ``seconds`` as the time left (the backend's estimate from measured run times,
+        :mod:`~cfer.experiments.backends.schedule`) instead of tqdm's runs-per-second one, which
+        overshoots while the long runs go first; None: no estimate yet."""
+        if seconds is None:
+            return
+        if self.left is None:
+            self._bar.bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+        self.left = seconds
+        self._show()
+
     def finished(self, *, ok: bool) -> None:
         if ok:
             self.done += 1
@@ -128,4 +141,7 @@ class RunsBar:
         self._show()
 
     def _show(self) -> None:
-        self._bar.set_postfix(running=self.running, done=self.done, failed=self.failed, refresh=True)
+        from tqdm import tqdm
+
+        left = {} if self.left is None else {"left": tqdm.format_interval(self.left)}
+        self._bar.set_postfix(running=self.running, done=self.done, failed=self.failed, **left, refresh=True)

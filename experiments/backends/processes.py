@@ -23,49 +23,45 @@ def execute(runner, todo, *, device, record, fail) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from cfer.experiments.backends.schedule import Schedule
+
     jobs = runner.cfg.runner.jobs
+    plan = Schedule(list(todo), shared_path=runner.shared_path, jobs=jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init,
                              initargs=(type(runner), runner.cfg, runner.run_dir, str(device), jobs,
                                        os.getpid(), _given_data(runner))) as pool:
-        # Each shared model is trained once, by a worker, before the runs that start from it;
-        # the runs that need none fill the other workers meanwhile.
-        basics: dict = {}  # future -> its basic-model path
-        waiting: dict = {}  # basic-model path -> the runs that wait for it
-        for spec in todo:
-            path = runner.shared_path(spec)  # its basic model, or an offline (joint) model
-            if path is not None:
-                if path not in waiting and not path.is_file():
-                    waiting[path] = []
-                    basics[pool.submit(_worker_basic, spec)] = path
-                if path in waiting:
-                    waiting[path].append(spec)
-        held = {id(s) for specs in waiting.values() for s in specs}
-        pending = {pool.submit(_worker_run, spec): spec for spec in todo if id(spec) not in held}
+        # One task per free worker, chosen when the worker frees (schedule.py): shared models
+        # first, then the runs whose shared model is ready, the longest expected first.
+        running: dict = {}  # future -> Task
+
+        def fill() -> None:
+            while len(running) < jobs and (task := plan.next()) is not None:
+                work = _worker_basic if task.shared is not None else _worker_run
+                running[pool.submit(work, task.spec)] = task
+
         with RunsBar(runner.ctx, total=len(todo), desc=f"{len(todo)} runs, {jobs} at a time") as bar:
-            while pending or basics:
-                # (a future counts as running once queued to a worker: at most `jobs` really are)
-                bar.set_running(min(jobs, sum(f.running() for f in [*pending, *basics])))
-                finished, _ = wait([*pending, *basics], timeout=5, return_when=FIRST_COMPLETED)
+            fill()
+            while running:
+                bar.set_running(sum(1 for t in running.values() if t.shared is None))
+                bar.set_left(plan.seconds_left())
+                finished, _ = wait(running, timeout=5, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    if fut in basics:
-                        path, error = basics.pop(fut), fut.exception()
-                        for spec in waiting.pop(path):
-                            if error is None:
-                                pending[pool.submit(_worker_run, spec)] = spec
-                            else:  # its runs fail with it, and are recorded so
-                                log.error("shared model of %s failed", spec.label, exc_info=error)
-                                fail(spec, one_line(error))
-                                bar.finished(ok=False)
+                    task, error = running.pop(fut), fut.exception()
+                    waited = plan.done(task, ok=error is None)
+                    if task.shared is not None:
+                        for spec in waited if error is not None else []:  # they fail with it
+                            log.error("shared model of %s failed", spec.label, exc_info=error)
+                            fail(spec, one_line(error))
+                            bar.finished(ok=False)
                         continue
-                    spec = pending.pop(fut)
-                    error = fut.exception()
                     if error is None:
-                        record(spec, fut.result())
+                        record(task.spec, fut.result())
                     else:
-                        log.error("%s failed", spec.label, exc_info=error)
-                        fail(spec, one_line(error))
+                        log.error("%s failed", task.spec.label, exc_info=error)
+                        fail(task.spec, one_line(error))
                     bar.finished(ok=error is None)
+                fill()
 
 
 def _given_data(runner):

@@ -337,6 +337,10 @@ class ContinualRunner:
                         "%d: their last digits can differ (each run's count: results.json runs[].threads)",
                         self.run_dir, "/".join(map(str, sorted(recorded))), threads_per_run(cfg.runner))
         ctx.plan(done=len(specs) - len(todo), total=len(specs), resume=resume)
+        p = cfg.protocol
+        log.info("%s: %d runs (%d methods x %d class orders x %d folds x %d seeds) into %s",
+                 cfg.name, len(specs), len(cfg.strategies.methods), len({s.order_index for s in specs}),
+                 len(p.folds), 1 if p.seed_per_order else len(p.seeds), self.run_dir)
         device = ctx.device()
 
         def record(spec: RunSpec, rec: dict) -> None:
