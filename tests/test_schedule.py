@@ -67,7 +67,7 @@ def test_the_longest_first_ends_within_seconds_of_a_perfect_split_whatever_the_m
     icarl_last = ("joint", "naive", "replay", "lwf", "kd_psmr", "icarl")
     for methods in (METHODS, icarl_last, METHODS[::-1]):
         longest, _ = simulate(choose_longest=True, methods=methods)
-        assert longest <= total / 2 + 1, methods
+        assert longest <= total / 2 + 2, methods
     # handed out in plan order, a config listing iCaRL last ends with its last run alone
     fifo, _ = simulate(choose_longest=False, methods=icarl_last)
     assert fifo >= total / 2 + 8
