@@ -428,6 +428,10 @@ class Forever:
 
         self.ctx = Ctx()
 
+    @staticmethod
+    def shared_path(spec):  # no shared model to train first
+        return None
+
     def run_one(self, spec, *, device, progress=None):
         for k in range(10**6):
             (self.run_dir / f"{os.getpid()}_{k}.out").write_text("x")
@@ -442,7 +446,9 @@ from tests.test_reliability import Forever
 import torch
 run_dir = pathlib.Path(sys.argv[1])
 cfg = load_config(None, ["runner.backend=processes", "runner.share_basic=false", "runner.progress=false"])
-execute("processes", Forever(cfg, run_dir), ["spec"], device=torch.device("cpu"),
+from types import SimpleNamespace
+spec = SimpleNamespace(method="forever", label="spec")
+execute("processes", Forever(cfg, run_dir), [spec], device=torch.device("cpu"),
         record=lambda *a: None, fail=lambda *a: None)
 """
 

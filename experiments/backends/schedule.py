@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # each task is itself: hashed by identity, not by its spec
 class Task:
     """A shared model to train (``shared``) or a run, both for ``spec``."""
 
