@@ -90,6 +90,21 @@ def test_processes_and_ray_give_the_numbers_of_local(reference, ray_cluster):
             p.name for p in (tmp / "local" / "basic").glob("fold0_seed0_*.pt")]
 
 
+def test_ray_trains_joint_once_for_its_orders_to_the_numbers_of_local(reference, ray_cluster):
+    """An offline method's shared model (runner.share_offline) is one Ray task that both orders'
+    runs take as an argument; the driver saves it under offline/."""
+    tmp, _ = reference
+    joint = ["strategies.methods=[joint]"]
+    local = ContinualRunner(load_config(None, _args(tmp, *joint)), tmp / "joint_local").run()
+    cfg = load_config(None, _args(tmp, "runner.backend=ray", *joint))
+    out = ContinualRunner(cfg, tmp / "joint_ray").run()
+    assert _numbers(out) == _numbers(local)
+    assert [p.name for p in (tmp / "joint_ray" / "offline").glob("*.pt")] == \
+        [p.name for p in (tmp / "joint_local" / "offline").glob("*.pt")]
+    seconds = [r["train_seconds"] for r in out["methods"]["joint"]["runs"]]
+    assert seconds[0] == seconds[1] > 0  # one training, counted in both runs
+
+
 def test_jobs_auto_runs_one_run_per_core_on_the_cpu_at_a_fixed_thread_count(monkeypatch):
     from cfer.experiments.backends import threads_per_run
 
