@@ -22,7 +22,10 @@ class BenchConfig:
     precisions: tuple[str, ...] = ("fp32",)
     compiles: tuple[str, ...] = ("false",)
     channels_last: bool = True  # as `cfer run` trains a convolutional model (training.channels_last: auto)
-    epochs: int = 5  # --path train: timed epochs per path (interleaved), after one warm-up epoch
+    # --path train: timed epochs per path (interleaved), after one warm-up epoch. 15: an epoch is
+    # 0.4 s here and varies +-15% from epoch to epoch on an idle 2-core VM; the median ratio of 5
+    # moved 9% between sittings, of 15 4% (docs/benchmarks.md)
+    epochs: int = 15
     lr: float = 1e-4  # Adam (paper: basic experience 1e-4)
     seed: int = 0
     stock_workers: int = 0  # DataLoader workers of the stock path (Avalanche's default: 0)
