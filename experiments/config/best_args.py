@@ -25,6 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cfer.core.digest import digest
 from cfer.core.typed import ConfigError, read_yaml, to_dict
 from cfer.experiments.config.resume import flatten
 
@@ -59,21 +60,12 @@ def operating_digest(cfg, tuned: Mapping[str, Sequence[str]]) -> str:
                for m, p in block.items()}
         return {m: p for m, p in out.items() if p}
 
-    return _digest({"phase": d["phase"], "dataset": section("dataset"), "benchmark": d["benchmark"],
+    return digest({"phase": d["phase"], "dataset": section("dataset"), "benchmark": d["benchmark"],
                    "model": d["model"], "training": section("training", drop=knobs),
                    "strategies": {"define": d["strategies"]["define"],
                                   "params": per_method(d["strategies"]["params"]),
                                   "overrides": per_method(d["strategies"]["overrides"])},
                    "protocol": d["protocol"]["name"]})
-
-
-def _digest(obj) -> str:
-    """16 hex digits of the SHA-256 of ``obj`` as canonical JSON (as results.json's run digests,
-    cfer.experiments.run.environment.digest; not imported: the run package imports this one)."""
-    import hashlib
-
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def read_best(path: str | Path) -> dict:

@@ -14,14 +14,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import subprocess
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+
+from cfer.core.digest import digest  # env.digest, for its callers: the one digest of cfer
 
 #: The layout version of results.json written by this code. 2: ``schema_version``,
 #: ``environment`` and ``config_digests`` added; version 1 files (no ``schema_version``)
@@ -50,12 +50,6 @@ def check_schema(results: Mapping, *, where: str) -> int:
         raise ValueError(f"{where}: schema_version {version!r} is not one this cfer reads "
                          f"({', '.join(map(str, READABLE_SCHEMAS))}); upgrade cfer or re-run")
     return version
-
-
-def digest(obj) -> str:
-    """16 hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def config_digest(config: Mapping, *, method: str, training: Mapping, params: Mapping,
