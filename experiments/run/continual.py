@@ -220,9 +220,8 @@ class ContinualRunner:
         from cfer.plugins.speed.throughput import ThroughputPlugin
 
         offline = self.cfg.method_entry(spec.method).offline
-        basic = self.basic_state(spec, device=device) if self.uses_shared_basic(spec) else None
-        if self.uses_shared_offline(spec):  # trained once for the fold and seed: train_seconds as basic's
-            basic = self.offline_state(spec, device=device)
+        # Its basic model, or its offline model, trained once for the fold and seed (else None).
+        shared = self.shared_state(spec, device=device) if self.shared_path(spec) is not None else None
         checkpoint = self.checkpoint(spec)
         meter, primer = ThroughputPlugin(), StartFromWeightsPlugin()
         # On a stop request (SIGUSR1 under SLURM) the run ends at its next epoch boundary.
@@ -250,13 +249,13 @@ class ContinualRunner:
                 # Joint upper bound: train once on everything (or load the model trained once
                 # for the fold and seed, offline_model), then score each step on the classes
                 # seen so far (logits of later classes masked).
-                if basic is None:
+                if shared is None:
                     strategy.train(bm.train_stream, eval_streams=[valid])
                 else:
-                    offline_model.load_into(session.model, basic, class_names=info.class_names)
+                    offline_model.load_into(session.model, shared, class_names=info.class_names)
                     session.model.to(device)
                     if self.ctx.final_validation is not None:  # all classes: the same in every order
-                        self.ctx.final_validation.accuracy = basic.get("final_valid_accuracy")
+                        self.ctx.final_validation.accuracy = shared.get("final_valid_accuracy")
                 for i in range(len(bm.train_stream)):
                     strategy.seen_class_mask.n_seen = info.n_basic + i
                     evaluate(i)
@@ -272,7 +271,7 @@ class ContinualRunner:
                         # As the run itself passed them (a shared basic model is primed with none).
                         fast_forward(strategy, saved, primer=primer, model=session.model,
                                      experiences=bm.train_stream,
-                                     eval_streams=lambda i: [] if i == 0 and basic is not None
+                                     eval_streams=lambda i: [] if i == 0 and shared is not None
                                      else [one_pass(valid[: i + 1])])
                         done, steps[:], models[:] = saved.experience, saved.steps, saved.models
                         meter.seconds, meter.images = saved.seconds, saved.images
@@ -281,9 +280,9 @@ class ContinualRunner:
                 for i, exp in enumerate(bm.train_stream):
                     if i <= done:
                         continue
-                    if i == 0 and basic is not None:
+                    if i == 0 and shared is not None:
                         # The strategy's after-experience-0 state, from the shared weights.
-                        primer.prime(strategy, exp, state_dict=basic["state_dict"], model=session.model)
+                        primer.prime(strategy, exp, state_dict=shared["state_dict"], model=session.model)
                     else:
                         strategy.train(exp, eval_streams=[one_pass(valid[: i + 1])])
                     evaluate(i)
@@ -297,9 +296,9 @@ class ContinualRunner:
                "order_index": spec.order_index}
         rec.update(run_record(step_predictions=steps, n_basic=info.n_basic,
                               component_ids=info.component_ids(), class_names=info.class_names))
-        # With a shared basic (or offline) model, its training time counts in every run that uses it.
-        seconds = meter.seconds + (basic["train_seconds"] if basic else 0.0)
-        images = meter.images + (basic["images"] if basic else 0)
+        # With a shared model (basic or offline), its training time counts in every run that uses it.
+        seconds = meter.seconds + (shared["train_seconds"] if shared else 0.0)
+        images = meter.images + (shared["images"] if shared else 0)
         rec["train_seconds"] = round(seconds, 3)
         rec["images_per_second"] = round(images / seconds, 2) if seconds > 0 else 0.0
         memory = memory_record(strategy)
